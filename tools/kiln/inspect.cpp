@@ -73,8 +73,10 @@ void print_table(const std::filesystem::path& path, const io::BufferStore& store
     for (const auto& [key, value] : store.metadata().entries())
       fmt::print(out, "  {} = {}\n", key, io::to_string(value));
   }
-  fmt::print(out, "\n{}: {} tensors, {} elements, {} ({} bytes) in {} file{}\n", path.string(), names.size(),
-             total_elements, human_bytes(total_bytes), total_bytes, files.size(), files.size() == 1 ? "" : "s");
+  const std::string size = total_bytes < 1024 ? human_bytes(total_bytes)
+                                              : fmt::format("{} ({} bytes)", human_bytes(total_bytes), total_bytes);
+  fmt::print(out, "\n{}: {} tensors, {} elements, {} in {} file{}\n", path.string(), names.size(), total_elements,
+             size, files.size(), files.size() == 1 ? "" : "s");
 }
 
 }  // namespace

@@ -54,7 +54,8 @@ BufferStore open_sharded(const fs::path& index_path, const OpenOptions& options)
     auto it = shards.find(shard);
     if (it == shards.end()) {
       const fs::path shard_path = index_path.parent_path() / shard;
-      if (!fs::exists(shard_path))
+      std::error_code missing;
+      if (!fs::exists(shard_path, missing))
         fail("{}: shard '{}' (holding '{}') does not exist at {}", index_name, shard, tensor, shard_path.string());
       it = shards.emplace(shard, parse_safetensors(open_source(shard_path, options.source))).first;
     }
@@ -92,14 +93,7 @@ fs::path find_weights(const fs::path& dir) {
        dir.string(), indexes.size(), files.size());
 }
 
-}  // namespace
-
-Metadata load_config(const fs::path& path, SourceKind source) {
-  auto config = open_source(path, source);
-  return parse_json_metadata(text_of(*config), config->name());
-}
-
-BufferStore open(const fs::path& path, const OpenOptions& options) {
+BufferStore open_weights(const fs::path& path, const OpenOptions& options) {
   std::error_code error;
   const auto status = fs::status(path, error);
   if (!fs::exists(status)) fail("'{}' does not exist", path.string());
@@ -108,6 +102,21 @@ BufferStore open(const fs::path& path, const OpenOptions& options) {
   const fs::path config = weights.parent_path() / "config.json";
   if (options.load_config && fs::exists(config)) store.metadata().merge(load_config(config, options.source));
   return store;
+}
+
+}  // namespace
+
+Metadata load_config(const fs::path& path, SourceKind source) {
+  auto config = open_source(path, source);
+  return parse_json_metadata(text_of(*config), config->name());
+}
+
+BufferStore open(const fs::path& path, const OpenOptions& options) {
+  try {
+    return open_weights(path, options);
+  } catch (const fs::filesystem_error& e) {
+    fail("cannot open '{}': {}", path.string(), e.what());
+  }
 }
 
 }  // namespace kiln::io

@@ -159,7 +159,13 @@ SafetensorsFile parse_safetensors(SourcePtr source) {
       fail("{}: tensor '{}': shape {} of {} needs {} bytes but data_offsets [{}, {}] hold {}", file, name,
            shape.dims_string(), info(shape.dtype()).safetensors, shape.byte_size(), begin, end, end - begin);
 
-    result.tensors.push_back({name, HostBuffer::borrow(shape, data.subspan(begin, end - begin), source)});
+    // Zero copy when the bytes are aligned for the dtype (always, for files
+    // written with 8-byte aligned tensors); a misaligned tensor is copied so
+    // typed access through it stays well defined.
+    const auto tensor_bytes = data.subspan(begin, end - begin);
+    const bool aligned = reinterpret_cast<uintptr_t>(tensor_bytes.data()) % size_of(shape.dtype()) == 0;
+    result.tensors.push_back({name, aligned ? HostBuffer::borrow(shape, tensor_bytes, source)
+                                            : HostBuffer::copy_of(shape, tensor_bytes)});
     ranges.push_back({begin, end, nullptr});
   }
   for (size_t i = 0; i < ranges.size(); ++i) ranges[i].name = &result.tensors[i].name;

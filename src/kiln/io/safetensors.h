@@ -25,7 +25,7 @@ inline constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
 struct SafetensorsTensor {
   std::string name;
-  HostBuffer buffer;  // borrows from the source
+  HostBuffer buffer;  // borrows from the source, or a copy if misaligned
 };
 
 struct SafetensorsFile {

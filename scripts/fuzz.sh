@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang-16 and runs one of them on a corpus
+# seeded with the test fixtures (valid and malformed files).
+# Usage: scripts/fuzz.sh [safetensors|json] [seconds, default 600]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target="${1:-safetensors}"
+seconds="${2:-600}"
+scripts/setup.sh --fuzz
+
+cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-16 \
+  -DKILN_FUZZ=ON -DKILN_TESTS=OFF -DKILN_SANITIZE=ON >/dev/null
+cmake --build build/fuzz --target "${target}_fuzz"
+
+corpus="build/fuzz/corpus-$target"
+mkdir -p "$corpus"
+if [[ "$target" == safetensors ]]; then
+  find tests/fixtures examples/data -name '*.safetensors' -exec cp {} "$corpus"/ \; 2>/dev/null || true
+  # Files with the same name in different directories: keep one of each, libFuzzer minimizes anyway.
+else
+  i=0
+  while IFS= read -r f; do cp "$f" "$corpus/seed$((i++)).json"; done < <(find tests/fixtures -name '*.json')
+fi
+"build/fuzz/fuzz/${target}_fuzz" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
+  -dict=fuzz/safetensors.dict -print_final_stats=1 "$corpus"
