@@ -1,0 +1,22 @@
+#pragma once
+// The reference backend: a plain interpreter that evaluates every op of the
+// IR on HostBuffers, written to be obviously correct rather than fast. It is
+// the oracle every other backend is tested against, and is itself tested
+// against PyTorch/NumPy fixtures (tests/fixtures/make_op_fixtures_*.py).
+//
+// Numerics: floats are computed in double and rounded once to the result
+// dtype (round to nearest even), so f32/bf16/f16 results are what a
+// correctly rounded implementation gives; integer arithmetic wraps.
+#include <span>
+#include <vector>
+
+#include "kiln/core/host_buffer.h"
+#include "kiln/ir/graph.h"
+
+namespace kiln::reference {
+
+// Evaluates `graph` on `parameters` (one per graph parameter, in order, with
+// the parameter's dims and dtype) and returns the graph's outputs.
+std::vector<HostBuffer> evaluate(const ir::Graph& graph, std::span<const HostBuffer> parameters);
+
+}  // namespace kiln::reference
