@@ -133,9 +133,19 @@ TraceScope::TraceScope(ir::Graph& graph) {
 TraceScope::~TraceScope() { g_current_graph = nullptr; }
 }  // namespace detail
 
-const Shape& Tensor::shape() const { return graph().shape(value_); }
+Tensor Tensor::declare(const Shape& shape) {
+  Tensor t;
+  t.declared_ = true;
+  t.declared_shape_ = shape;
+  return t;
+}
+
+const Shape& Tensor::shape() const { return declared_ ? declared_shape_ : graph().shape(value_); }
 
 ir::Graph& Tensor::graph() const {
+  if (declared_)
+    fail("the tensor {} is only declared (a model weight outside compile()); operations need a trace",
+         declared_shape_.to_string());
   if (graph_ == nullptr) fail("this Tensor is empty (default-constructed); tensors come from trace()");
   return *graph_;
 }
@@ -235,6 +245,35 @@ Tensor Tensor::softmax(std::string_view tag) const {
   const Tensor shifted = *this - max(tag);  // keeps exp() from overflowing
   const Tensor e = shifted.exp();
   return e / e.sum(tag);
+}
+
+Tensor Tensor::cumsum(std::string_view tag) const {
+  // A sum over windows that end at each element: window = the whole axis,
+  // padded in front with the axis size minus one (zeros).
+  const int axis = shape().axis(tag);
+  const size_t r = static_cast<size_t>(rank());
+  ir::ReduceWindowAttrs attrs{ir::ReduceKind::sum, ir::Axes(r, 1), ir::Axes(r, 1), ir::Axes(r, 0), ir::Axes(r, 0),
+                              ir::Axes(r, 1), ir::Axes(r, 1)};
+  attrs.window[axis] = dim(axis);
+  attrs.padding_low[axis] = dim(axis) - 1;
+  return add_node(graph(), ir::Op::reduce_window, {value_}, attrs);
+}
+
+Tensor Tensor::sort(std::string_view tag, bool descending) const {
+  return add_node(graph(), ir::Op::sort, {value_}, ir::SortAttrs{shape().axis(tag), descending, true});
+}
+
+std::pair<Tensor, Tensor> Tensor::top_k(int64_t k, std::string_view tag) const {
+  // top_k works on the last axis: move `tag` there and back.
+  const int axis = shape().axis(tag);
+  std::vector<int64_t> to_last, back(static_cast<size_t>(rank()));
+  for (int i = 0; i < rank(); ++i)
+    if (i != axis) to_last.push_back(i);
+  to_last.push_back(axis);
+  for (size_t i = 0; i < to_last.size(); ++i) back[static_cast<size_t>(to_last[i])] = static_cast<int64_t>(i);
+  const Tensor moved = transpose(to_last);
+  ir::Value v = graph().add(ir::Op::top_k, {moved.value()}, ir::TopKAttrs{k});
+  return {Tensor(&graph(), {v.node, 0}).transpose(back), Tensor(&graph(), {v.node, 1}).transpose(back)};
 }
 
 Tensor Tensor::reshape(const Shape& to) const {

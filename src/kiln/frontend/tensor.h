@@ -29,8 +29,13 @@ class Tensor {
  public:
   Tensor() = default;
   Tensor(ir::Graph* graph, ir::Value value) : graph_(graph), value_(value) {}
+  // A tensor known only by its shape, not yet part of a trace: the weights of
+  // a populated model are declared this way and become graph parameters
+  // when the model is compiled.
+  static Tensor declare(const Shape& shape);
 
   const Shape& shape() const;
+  bool is_declared_only() const { return graph_ == nullptr && declared_; }
   DType dtype() const { return shape().dtype(); }
   int rank() const { return shape().rank(); }
   int64_t dim(int axis) const { return shape().dim(axis); }
@@ -105,6 +110,14 @@ class Tensor {
   Tensor argmin(std::string_view tag) const;
   // exp(x - max) / sum(exp(x - max)) along `tag`.
   Tensor softmax(std::string_view tag) const;
+  // Running sum along `tag` (element i is the sum of elements 0..i).
+  Tensor cumsum(std::string_view tag) const;
+
+  // --- ordering ----------------------------------------------------------
+  // Sorted along `tag` (stable; NaN last when ascending).
+  Tensor sort(std::string_view tag, bool descending = false) const;
+  // The k largest values along `tag`, largest first, and their i32 indices.
+  std::pair<Tensor, Tensor> top_k(int64_t k, std::string_view tag) const;
 
   // --- shape -------------------------------------------------------------
   Tensor reshape(const Shape& shape) const;  // dtype taken from this tensor
@@ -145,6 +158,8 @@ class Tensor {
  private:
   ir::Graph* graph_ = nullptr;
   ir::Value value_;
+  bool declared_ = false;
+  Shape declared_shape_;
 };
 
 Tensor operator+(const Tensor& a, const Tensor& b);

@@ -26,6 +26,10 @@ std::string_view strip_param_suffix(std::string_view name) {
   return name;
 }
 
+bool is_number(std::string_view s) {
+  return !s.empty() && std::ranges::all_of(s, [](char c) { return c >= '0' && c <= '9'; });
+}
+
 // How similar `candidate` is to the `wanted` name, higher is closer; 0 means
 // unrelated. The tiers follow the usual mistakes: the wrong parameter
 // (".weight" vs ".bias"), a missing or extra prefix ("model."), then a typo
@@ -38,11 +42,13 @@ int similarity(std::string_view wanted, std::string_view candidate) {
   if (candidate.starts_with(wanted_base) || candidate_base.ends_with(wanted_base) ||
       wanted_base.ends_with(candidate_base))
     return 1500;
-  // Per component: exact matches count most, one containing the other less.
+  // Per component: exact matches count most; two layer numbers, or one name
+  // containing the other, count less.
   const auto a = split_dots(wanted), b = split_dots(candidate);
   int score = 0;
   for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
     if (a[i] == b[i]) score += 10;
+    else if (is_number(a[i]) && is_number(b[i])) score += 4;  // another layer's tensor
     else if (!a[i].empty() && !b[i].empty() && (a[i].find(b[i]) != std::string_view::npos ||
                                                 b[i].find(a[i]) != std::string_view::npos))
       score += 4;

@@ -7,6 +7,7 @@
 // Numerics: floats are computed in double and rounded once to the result
 // dtype (round to nearest even), so f32/bf16/f16 results are what a
 // correctly rounded implementation gives; integer arithmetic wraps.
+#include <initializer_list>
 #include <span>
 #include <vector>
 
@@ -18,5 +19,8 @@ namespace kiln::reference {
 // Evaluates `graph` on `parameters` (one per graph parameter, in order, with
 // the parameter's dims and dtype) and returns the graph's outputs.
 std::vector<HostBuffer> evaluate(const ir::Graph& graph, std::span<const HostBuffer> parameters);
+inline std::vector<HostBuffer> evaluate(const ir::Graph& graph, std::initializer_list<HostBuffer> parameters) {
+  return evaluate(graph, std::span<const HostBuffer>(parameters.begin(), parameters.size()));
+}
 
 }  // namespace kiln::reference

@@ -1,0 +1,40 @@
+#include "kiln/nn/attention.h"
+
+#include <cmath>
+#include <limits>
+
+#include "kiln/core/error.h"
+
+namespace kiln::nn {
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options) {
+  const int64_t heads = q.dim("h"), kv_heads = k.dim("h");
+  if (kv_heads == 0 || heads % kv_heads != 0)
+    fail("[attention] {} query heads cannot be grouped over {} key/value heads: q {}, k {}", heads, kv_heads,
+         q.shape().to_string(), k.shape().to_string());
+  const DType dtype = q.dtype();
+  // Group query heads: {b, h, s, hd} -> {b, h=kv_heads, _g, s, hd}.
+  const Tensor grouped = q.split_axis("h", {{"h", kv_heads}, {"_g", heads / kv_heads}});
+  const double scale = options.scale.value_or(1.0 / std::sqrt(static_cast<double>(q.dim("hd"))));
+
+  Tensor scores = grouped.dot(k, {"hd"}, DType::f32) * scale;  // {b, h, _g, s, t}
+  const double neg_inf = -std::numeric_limits<double>::infinity();
+  if (options.causal) {
+    const Tensor offset = options.query_offset ? options.query_offset->convert(DType::i32) : scalar(0, DType::i32);
+    const Tensor query_pos = iota(Shape({{"s", q.dim("s")}}, DType::i32), "s") + offset;
+    const Tensor key_pos = iota(Shape({{"t", k.dim("t")}}, DType::i32), "t");
+    scores = select(key_pos <= query_pos, scores, scalar(neg_inf, DType::f32));
+  }
+  if (options.mask) scores = select(*options.mask, scores, scalar(neg_inf, DType::f32));
+  const Tensor probabilities = scores.softmax("t").convert(dtype);
+  const Tensor out = probabilities.dot(v, "t");  // {b, h, _g, s, hd}
+  return out.merge({"h", "_g"}, "h").transpose({"b", "h", "s", "hd"});
+}
+
+KvCache KvCache::update(const Tensor& k_new, const Tensor& v_new, const Tensor& pos) const {
+  const Tensor k_entry = k_new.rename({{"s", "t"}});
+  const Tensor v_entry = v_new.rename({{"s", "t"}});
+  return {k.dynamic_update_slice({{"t", pos}}, k_entry), v.dynamic_update_slice({{"t", pos}}, v_entry)};
+}
+
+}  // namespace kiln::nn

@@ -1,0 +1,17 @@
+#include "kiln/runtime/compile.h"
+
+namespace kiln::detail {
+
+ExecutableCore make_core(const Platform& platform, ir::Graph graph, size_t weight_count) {
+  ExecutableCore core;
+  core.platform = platform;
+  core.weight_count = weight_count;
+  for (int32_t id : graph.parameters()) {
+    const ir::Node& node = graph.node(id);
+    core.parameters.push_back({node.attrs_as<ir::ParameterAttrs>().name, node.results[0]});
+  }
+  core.program = backend::compile(platform.backend(), std::move(graph));
+  return core;
+}
+
+}  // namespace kiln::detail

@@ -1,0 +1,107 @@
+#pragma once
+// Executable: a graph compiled for fixed shapes on one platform. The first
+// parameters of a model's executable are its weights; prepare(weights)
+// binds them once and returns an executable taking the remaining arguments
+// (partial application). Calls check each argument's dims and dtype against
+// the compiled ones and return the outputs as Buffers: a Buffer, a
+// std::tuple/std::pair of Buffers, or a std::vector<Buffer>, mirroring what
+// the traced function returned.
+#include <span>
+#include <string>
+#include <tuple>
+#include <variant>
+#include <vector>
+
+#include "kiln/backend/program.h"
+#include "kiln/runtime/buffer.h"
+
+namespace kiln {
+
+struct ParameterSpec {
+  std::string name;  // weight name, or "argument N"
+  Shape shape;
+};
+
+// The weights of a Model on a platform, in the order compile() made them
+// parameters.
+template <typename Model>
+struct Weights {
+  std::vector<std::string> names;
+  std::vector<Buffer> buffers;
+};
+
+using Argument = std::variant<Buffer, Donated>;
+
+namespace detail {
+
+// The untyped part of every executable.
+struct ExecutableCore {
+  std::shared_ptr<const backend::Program> program;
+  Platform platform;
+  std::vector<ParameterSpec> parameters;  // every graph parameter, in order
+  size_t weight_count = 0;                // how many leading parameters are weights
+  std::vector<Buffer> bound;              // the weights, once prepared
+
+  ExecutableCore bind(const std::vector<std::string>& names, const std::vector<Buffer>& weights) const;
+  std::vector<Buffer> call(std::span<const Argument> arguments) const;
+};
+
+template <typename R>
+struct ResultTraits;
+template <>
+struct ResultTraits<Buffer> {
+  static Buffer make(std::vector<Buffer>& out) { return out.at(0); }
+};
+template <>
+struct ResultTraits<std::vector<Buffer>> {
+  static std::vector<Buffer> make(std::vector<Buffer>& out) { return out; }
+};
+template <typename... Bs>
+struct ResultTraits<std::tuple<Bs...>> {
+  static std::tuple<Bs...> make(std::vector<Buffer>& out) {
+    return [&]<size_t... I>(std::index_sequence<I...>) { return std::tuple<Bs...>{out.at(I)...}; }(
+               std::index_sequence_for<Bs...>{});
+  }
+};
+template <>
+struct ResultTraits<std::pair<Buffer, Buffer>> {
+  static std::pair<Buffer, Buffer> make(std::vector<Buffer>& out) { return {out.at(0), out.at(1)}; }
+};
+
+}  // namespace detail
+
+template <typename Result>
+class Executable {
+ public:
+  explicit Executable(detail::ExecutableCore core) : core_(std::move(core)) {}
+
+  // Binds the weights (checked against the compiled shapes) and returns an
+  // executable that takes the remaining arguments.
+  template <typename Model>
+  Executable prepare(const Weights<Model>& weights) const {
+    return Executable(core_.bind(weights.names, weights.buffers));
+  }
+
+  // Runs with Buffers or kiln::donate(buffer) as arguments.
+  template <typename... Args>
+  Result operator()(const Args&... args) const {
+    const std::vector<Argument> arguments{Argument(args)...};
+    return call(arguments);
+  }
+  Result call(std::span<const Argument> arguments) const {
+    std::vector<Buffer> outputs = core_.call(arguments);
+    return detail::ResultTraits<Result>::make(outputs);
+  }
+
+  // Every parameter of the compiled graph (weights first), and how many of
+  // them are still to be passed per call.
+  const std::vector<ParameterSpec>& parameters() const { return core_.parameters; }
+  size_t argument_count() const { return core_.parameters.size() - core_.bound.size(); }
+  bool is_prepared() const { return core_.weight_count == 0 || !core_.bound.empty(); }
+  const Platform& platform() const { return core_.platform; }
+
+ private:
+  detail::ExecutableCore core_;
+};
+
+}  // namespace kiln
