@@ -31,6 +31,8 @@ TEST(Tensor, BroadcastAlignsByTags) {
   // bias {d} broadcasts over b and s; tags decide where, not positions.
   EXPECT_EQ(traced_shape([](Tensor x, Tensor b) { return x + b; }, bsd, Shape({{"d", 4}})), bsd);
   EXPECT_EQ(traced_shape([](Tensor x, Tensor b) { return x * b; }, bsd, Shape({{"s", 3}, {"b", 2}})), bsd);
+  // The operand holding every tag of the other decides the order.
+  EXPECT_EQ(traced_shape([](Tensor b, Tensor x) { return b * x; }, Shape({{"d", 4}}), bsd), bsd);
   // New axes on the right operand are appended.
   EXPECT_EQ(traced_shape([](Tensor x, Tensor y) { return x - y; }, Shape({{"b", 2}}), Shape({{"k", 5}})),
             Shape({{"b", 2}, {"k", 5}}));

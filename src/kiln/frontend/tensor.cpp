@@ -48,18 +48,24 @@ Shape broadcast_shape(std::string_view op, const Shape& a, const Shape& b) {
   if (a.rank() == 0) return b.with_dtype(a.dtype());
   if (b.rank() == 0) return a;
   if (fully_tagged(a) && fully_tagged(b)) {
-    auto dims = dims_of(a);
-    auto tags = tags_of(a);
-    for (int i = 0; i < b.rank(); ++i) {
-      const int j = a.find(b.tag(i).view());
+    // The result follows the operand that has every tag of the other (so
+    // weight{d} * x{b,s,d} is {b,s,d}); otherwise lhs axes, then rhs-only ones.
+    bool b_covers_a = b.rank() > a.rank();
+    for (int i = 0; i < a.rank() && b_covers_a; ++i) b_covers_a = b.has_tag(a.tag(i).view());
+    const Shape& first = b_covers_a ? b : a;
+    const Shape& second = b_covers_a ? a : b;
+    auto dims = dims_of(first);
+    auto tags = tags_of(first);
+    for (int i = 0; i < second.rank(); ++i) {
+      const int j = first.find(second.tag(i).view());
       if (j < 0) {
-        dims.push_back(b.dim(i));
-        tags.push_back(b.tag(i));
-      } else if (a.dim(j) != b.dim(i)) {
-        if (a.dim(j) == 1) dims[j] = b.dim(i);
-        else if (b.dim(i) != 1)
-          return error(fmt::format("axis '{}' has {} on the left and {} on the right", b.tag(i).view(), a.dim(j),
-                                   b.dim(i)));
+        dims.push_back(second.dim(i));
+        tags.push_back(second.tag(i));
+      } else if (first.dim(j) != second.dim(i)) {
+        if (first.dim(j) == 1) dims[j] = second.dim(i);
+        else if (second.dim(i) != 1)
+          return error(fmt::format("axis '{}' has {} on the left and {} on the right", second.tag(i).view(),
+                                   a.dim(a.axis(second.tag(i).view())), b.dim(b.axis(second.tag(i).view()))));
       }
     }
     if (dims.size() > kMaxRank) return error("the broadcast result would have more than 8 axes");
@@ -345,6 +351,26 @@ Tensor Tensor::merge(std::initializer_list<std::string_view> merged, std::string
     tags.push_back(ordered.shape().tag(axis));
   }
   return ordered.reshape(Shape(dims, dtype()).with_tags(tags));
+}
+
+Tensor Tensor::squeeze(std::string_view tag) const {
+  const int axis = shape().axis(tag);
+  if (dim(axis) != 1) fail("[squeeze] axis '{}' has size {}, not 1: {}", tag, dim(axis), shape().to_string());
+  auto dims = dims_of(shape());
+  auto tags = tags_of(shape());
+  dims.erase(dims.begin() + axis);
+  tags.erase(tags.begin() + axis);
+  return reshape(Shape(dims, dtype()).with_tags(tags));
+}
+
+Tensor Tensor::insert_axis(int position, std::string_view tag) const {
+  if (position < 0 || position > rank())
+    fail("[insert_axis] position {} is outside [0, {}]: {}", position, rank(), shape().to_string());
+  auto dims = dims_of(shape());
+  auto tags = tags_of(shape());
+  dims.insert(dims.begin() + position, 1);
+  tags.insert(tags.begin() + position, Tag(tag));
+  return reshape(Shape(dims, dtype()).with_tags(tags));
 }
 
 Tensor Tensor::transpose(std::initializer_list<std::string_view> order) const {

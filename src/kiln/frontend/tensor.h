@@ -125,6 +125,10 @@ class Tensor {
   Tensor split_axis(std::string_view tag, std::initializer_list<TaggedDim> parts) const;
   // Merges axes (moved next to each other in the given order) into one.
   Tensor merge(std::initializer_list<std::string_view> tags, std::string_view into) const;
+  // Removes the size-1 axis `tag`.
+  Tensor squeeze(std::string_view tag) const;
+  // Adds a size-1 axis tagged `tag` before axis `position` (rank() appends).
+  Tensor insert_axis(int position, std::string_view tag) const;
   // Reorders axes by tag; every axis must be named once.
   Tensor transpose(std::initializer_list<std::string_view> order) const;
   Tensor transpose(std::span<const int64_t> permutation) const;

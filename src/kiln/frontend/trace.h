@@ -8,6 +8,7 @@
 // The function may return a Tensor, a std::tuple/std::pair of Tensors or a
 // std::vector<Tensor>; they become the graph's outputs in order.
 #include <array>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <vector>
@@ -51,7 +52,9 @@ ir::Graph trace(F&& fn, const Shapes&... shapes) {
   ir::Graph graph;
   detail::TraceScope scope(graph);
   // A braced list is evaluated left to right, so parameter i is argument i.
-  std::array<Tensor, sizeof...(Shapes)> parameters{Tensor(&graph, graph.parameter(shapes))...};
+  int index = 0;
+  std::array<Tensor, sizeof...(Shapes)> parameters{
+      Tensor(&graph, graph.parameter(shapes, "argument " + std::to_string(index++)))...};
   auto result = std::apply(std::forward<F>(fn), parameters);
   std::vector<ir::Value> outputs;
   detail::collect(outputs, result);

@@ -9,7 +9,9 @@
 //   auto run      = exe.prepare(kiln::load<Mlp>(platform, store));
 //   kiln::Buffer y = run(kiln::Buffer::from(platform, x));
 #include <string>
+#include <functional>
 #include <tuple>
+#include <utility>
 #include <type_traits>
 #include <vector>
 
@@ -64,13 +66,14 @@ ir::Graph trace_body(Body&& body) {
 
 }  // namespace detail
 
-// Compiles `forward` of `model` (whose tensors were declared by populate())
-// for arguments of the given shapes; the model's weights become the
-// executable's leading parameters.
-template <typename Model, typename R, typename... Args, typename... Shapes>
-  requires(sizeof...(Args) == sizeof...(Shapes) && (std::is_same_v<Shapes, Shape> && ...))
-Executable<detail::BufferResult<R>> compile(const Platform& platform, R (Model::*forward)(Args...) const,
-                                            const Model& model, const Shapes&... shapes) {
+// Compiles `fn(model, arguments...)` for arguments of the given shapes: the
+// model's tensors (declared by populate()) become the executable's leading
+// parameters, its weights. `fn` is usually &Model::forward, or a lambda
+// taking (const Model&, Tensor...).
+template <typename Model, typename F, typename... Shapes>
+  requires(std::is_same_v<Shapes, Shape> && ...) && std::is_invocable_v<F&, const Model&, detail::AsTensor<Shapes>...>
+auto compile(const Platform& platform, F&& fn, const Model& model, const Shapes&... shapes) {
+  using R = std::invoke_result_t<F&, const Model&, detail::AsTensor<Shapes>...>;
   size_t weight_count = 0;
   ir::Graph graph = detail::trace_body([&](ir::Graph& g) {
     Model traced = model;
@@ -81,16 +84,22 @@ Executable<detail::BufferResult<R>> compile(const Platform& platform, R (Model::
     int index = 0;
     std::array<Tensor, sizeof...(Shapes)> arguments{
         Tensor(&g, g.parameter(shapes, "argument " + std::to_string(index++)))...};
-    return std::apply([&](const auto&... a) { return (traced.*forward)(a...); }, arguments);
+    return std::apply([&](const auto&... a) { return std::invoke(fn, std::as_const(traced), a...); }, arguments);
   });
   return Executable<detail::BufferResult<R>>(detail::make_core(platform, std::move(graph), weight_count));
 }
 
-// The same, populating the model from `store` first.
+// The same, populating the model from `store` first. Model is deduced from a
+// member function (&Model::forward) or given: compile<Model>(platform, fn, store, ...).
+template <typename Model, typename F, typename... Shapes>
+  requires(std::is_same_v<Shapes, Shape> && ...) && std::is_invocable_v<F&, const Model&, detail::AsTensor<Shapes>...>
+auto compile(const Platform& platform, F&& fn, const io::BufferStore& store, const Shapes&... shapes) {
+  return compile(platform, std::forward<F>(fn), populate<Model>(store), shapes...);
+}
 template <typename Model, typename R, typename... Args, typename... Shapes>
-  requires(sizeof...(Args) == sizeof...(Shapes) && (std::is_same_v<Shapes, Shape> && ...))
-Executable<detail::BufferResult<R>> compile(const Platform& platform, R (Model::*forward)(Args...) const,
-                                            const io::BufferStore& store, const Shapes&... shapes) {
+  requires(std::is_same_v<Shapes, Shape> && ...)
+auto compile(const Platform& platform, R (Model::*forward)(Args...) const, const io::BufferStore& store,
+             const Shapes&... shapes) {
   return compile(platform, forward, populate<Model>(store), shapes...);
 }
 

@@ -48,10 +48,9 @@ std::vector<Buffer> ExecutableCore::call(std::span<const Argument> arguments) co
     const ParameterSpec& spec = parameters[bound.size() + i];
     const bool is_donated = std::holds_alternative<Donated>(arguments[i]);
     const Buffer& buffer = is_donated ? std::get<Donated>(arguments[i]).buffer : std::get<Buffer>(arguments[i]);
-    const HostBuffer& memory = buffer.memory(fmt::format("argument {} ({})", i, spec.name));
+    const HostBuffer& memory = buffer.memory(fmt::format("argument {}", i));
     if (!same_layout(memory.shape(), spec.shape))
-      fail("[call] argument {} ({}) must be {}, got {}", i, spec.name, spec.shape.to_string(),
-           memory.shape().to_string());
+      fail("[call] argument {} must be {}, got {}", i, spec.shape.to_string(), memory.shape().to_string());
     if (!(buffer.platform() == platform))
       fail("[call] argument {} lives on platform '{}', the executable on '{}'", i, buffer.platform().name(),
            platform.name());

@@ -1,0 +1,131 @@
+// compile / prepare / call: shape-checked calls, weights bound once,
+// donation, typed results.
+#include "kiln/runtime/compile.h"
+
+#include <gtest/gtest.h>
+
+#include "kiln/nn/layers.h"
+#include "support/expect_error.h"
+
+namespace kiln {
+namespace {
+
+HostBuffer values(const Shape& shape, std::vector<float> v) {
+  HostBuffer b = HostBuffer::allocate(shape);
+  std::copy(v.begin(), v.end(), b.mutable_span<float>().begin());
+  return b;
+}
+std::vector<float> floats(const Buffer& b) {
+  HostBuffer h = b.to_host();
+  return {h.span<float>().begin(), h.span<float>().end()};
+}
+
+struct Scale {
+  Tensor weight;  // {d}
+  std::optional<Tensor> bias;
+  Tensor forward(Tensor x) const {
+    Tensor y = x * weight.with_tags({"d"});
+    return bias ? y + bias->with_tags({"d"}) : y;
+  }
+};
+KILN_FIELDS(Scale, weight, bias)
+
+io::BufferStore scale_store() {
+  io::BufferStore store;
+  store.add("weight", values(Shape({3}), {1, 2, 3}), "test");
+  store.add("bias", values(Shape({3}), {10, 20, 30}), "test");
+  return store;
+}
+
+const Shape x_shape({{"b", 2}, {"d", 3}});
+
+TEST(Executable, CompilePrepareCall) {
+  const Platform platform = Platform::cpu();
+  io::BufferStore store = scale_store();
+  auto exe = compile(platform, &Scale::forward, store, x_shape);
+  EXPECT_EQ(exe.parameters().size(), 3u);
+  EXPECT_EQ(exe.parameters()[0].name, "weight");
+  EXPECT_EQ(exe.parameters()[1].name, "bias");
+  EXPECT_FALSE(exe.is_prepared());
+  auto run = exe.prepare(load<Scale>(platform, store));
+  EXPECT_EQ(run.argument_count(), 1u);
+  Buffer y = run(Buffer::from(platform, values(x_shape, {1, 1, 1, 2, 2, 2})));
+  EXPECT_EQ(y.shape(), Shape({{"b", 2}, {"d", 3}}));
+  EXPECT_EQ(floats(y), (std::vector<float>{11, 22, 33, 12, 24, 36}));
+  // The prepared executable is reusable.
+  EXPECT_EQ(floats(run(Buffer::from(platform, values(x_shape, {0, 0, 0, 1, 0, 0})))),
+            (std::vector<float>{10, 20, 30, 11, 20, 30}));
+}
+
+TEST(Executable, WeightsAreZeroCopyOnTheHost) {
+  const Platform platform = Platform::cpu();
+  io::BufferStore store = scale_store();
+  Weights<Scale> w = load<Scale>(platform, store);
+  ASSERT_EQ(w.buffers.size(), 2u);
+  EXPECT_EQ(w.buffers[0].memory("w").data(), store.get("weight").data());
+  unload(w);
+  EXPECT_TRUE(w.buffers.empty());
+}
+
+TEST(Executable, CallErrors) {
+  const Platform platform = Platform::cpu();
+  io::BufferStore store = scale_store();
+  auto exe = compile(platform, &Scale::forward, store, x_shape);
+  const Buffer x = Buffer::from(platform, values(x_shape, {1, 2, 3, 4, 5, 6}));
+  EXPECT_ERROR(exe(x), "[call] bind the model's 2 weights with prepare(weights) before calling");
+  auto run = exe.prepare(load<Scale>(platform, store));
+  EXPECT_ERROR(run(x, x), "[call] expects 1 arguments, got 2");
+  EXPECT_ERROR(run(Buffer::from(platform, values(Shape({2, 4}), std::vector<float>(8)))),
+               "[call] argument 0 must be {b=2,d=3} f32, got {2,4} f32");
+  EXPECT_ERROR(run(Buffer()), "argument 0 is empty");
+  EXPECT_ERROR(run.prepare(load<Scale>(platform, store)), "[prepare] the weights are already bound");
+}
+
+TEST(Executable, PrepareChecksWeightShapes) {
+  const Platform platform = Platform::cpu();
+  auto exe = compile(platform, &Scale::forward, scale_store(), x_shape);
+  io::BufferStore other;
+  other.add("weight", values(Shape({4}), {1, 2, 3, 4}), "other");
+  other.add("bias", values(Shape({3}), {1, 2, 3}), "other");
+  EXPECT_ERROR(exe.prepare(load<Scale>(platform, other)),
+               "[prepare] weight 'weight' is {4} f32 but the executable was compiled for {3} f32");
+  io::BufferStore no_bias;
+  no_bias.add("weight", values(Shape({3}), {1, 2, 3}), "other");
+  EXPECT_ERROR(exe.prepare(load<Scale>(platform, no_bias)), "compiled with 2 weights but 1 were given");
+}
+
+TEST(Executable, DonationReusesMemoryAndConsumesTheBuffer) {
+  const Platform platform = Platform::cpu();
+  // A cache update: write `entry` at position `pos` of `cache`.
+  auto exe = compile_fn(
+      platform, [](Tensor cache, Tensor entry, Tensor pos) { return cache.dynamic_update_slice({{"t", pos}}, entry); },
+      Shape({{"t", 4}, {"d", 2}}), Shape({{"t", 1}, {"d", 2}}), Shape(DType::i32));
+  Buffer cache = Buffer::from(platform, values(Shape({{"t", 4}, {"d", 2}}), std::vector<float>(8, 0)));
+  const std::byte* memory = cache.memory("cache").data();
+  HostBuffer pos = HostBuffer::allocate(Shape(DType::i32));
+  pos.mutable_span<int32_t>()[0] = 2;
+  Buffer updated = exe(donate(cache), Buffer::from(platform, values(Shape({{"t", 1}, {"d", 2}}), {7, 8})),
+                       Buffer::from(platform, pos));
+  EXPECT_EQ(floats(updated), (std::vector<float>{0, 0, 0, 0, 7, 8, 0, 0}));
+  EXPECT_EQ(updated.memory("updated").data(), memory);  // the cache's memory was reused
+  EXPECT_TRUE(cache.is_donated());
+  EXPECT_ERROR(cache.to_host(), "was donated to an earlier call and can no longer be used");
+  EXPECT_ERROR(exe(cache, updated, Buffer::from(platform, pos)), "argument 0 was donated");
+}
+
+TEST(Executable, TupleAndVectorResults) {
+  const Platform platform = Platform::cpu();
+  auto exe = compile_fn(
+      platform, [](Tensor a, Tensor b) { return std::make_tuple(a + b, a * b); }, Shape({2}), Shape({2}));
+  auto [sum, product] = exe(Buffer::from(platform, values(Shape({2}), {2, 3})),
+                            Buffer::from(platform, values(Shape({2}), {4, 5})));
+  EXPECT_EQ(floats(sum), (std::vector<float>{6, 8}));
+  EXPECT_EQ(floats(product), (std::vector<float>{8, 15}));
+  auto many = compile_fn(platform, [](Tensor a) { return std::vector<Tensor>{a, -a, a * 2.0}; }, Shape({1}));
+  std::vector<Buffer> outs = many(Buffer::from(platform, values(Shape({1}), {3})));
+  ASSERT_EQ(outs.size(), 3u);
+  EXPECT_EQ(floats(outs[2]), (std::vector<float>{6}));
+}
+
+}  // namespace
+}  // namespace kiln
