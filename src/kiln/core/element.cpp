@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 
@@ -29,6 +30,18 @@ int64_t saturate_to_int(double value) {
   if (value >= 9223372036854775807.0) return INT64_MAX;
   if (value <= -9223372036854775808.0) return INT64_MIN;
   return static_cast<int64_t>(value);
+}
+
+// Rounds to f32 "to odd": truncate, then set the last mantissa bit if any
+// nonzero bits were dropped. Rounding that to nearest-even in a format of at
+// most 22 significant bits (f16, bf16, f8) equals rounding `x` there
+// directly, so double -> f32 -> small rounds once, not twice.
+float round_to_odd_f32(double x) {
+  const float nearest = static_cast<float>(x);
+  if (std::isnan(x) || std::isinf(nearest) || static_cast<double>(nearest) == x) return nearest;
+  uint32_t bits = std::bit_cast<uint32_t>(nearest);
+  if (std::abs(static_cast<double>(nearest)) > std::abs(x)) bits -= 1;  // back to the truncated magnitude
+  return std::bit_cast<float>(bits | 1u);
 }
 
 }  // namespace
@@ -64,12 +77,12 @@ int64_t load_int(DType dtype, const std::byte* p) {
 
 void store_double(DType dtype, std::byte* p, double value) {
   switch (dtype) {
-    case DType::f16: return store(p, f32_to_f16(static_cast<float>(value)));
-    case DType::bf16: return store(p, f32_to_bf16(static_cast<float>(value)));
+    case DType::f16: return store(p, f32_to_f16(round_to_odd_f32(value)));
+    case DType::bf16: return store(p, f32_to_bf16(round_to_odd_f32(value)));
     case DType::f32: return store(p, static_cast<float>(value));
     case DType::f64: return store(p, value);
-    case DType::f8e4m3fn: return store(p, f32_to_f8e4m3fn(static_cast<float>(value)));
-    case DType::f8e5m2: return store(p, f32_to_f8e5m2(static_cast<float>(value)));
+    case DType::f8e4m3fn: return store(p, f32_to_f8e4m3fn(round_to_odd_f32(value)));
+    case DType::f8e5m2: return store(p, f32_to_f8e5m2(round_to_odd_f32(value)));
     case DType::bool_: return store<uint8_t>(p, value != 0 ? 1 : 0);
     default: return store_int(dtype, p, saturate_to_int(value));
   }

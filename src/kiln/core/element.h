@@ -16,8 +16,8 @@ class HostBuffer;
 double load_double(DType dtype, const std::byte* p);
 // The element at `p` as an int64 (u64 reinterpreted; floats truncated).
 int64_t load_int(DType dtype, const std::byte* p);
-// Stores `value` rounded to the dtype (RNE for small floats, truncation
-// toward zero for integers, wrapping like a C cast of an int64).
+// Stores `value` rounded once to the dtype (round to nearest even for every
+// float dtype); integers truncate toward zero, saturating at the type's range.
 void store_double(DType dtype, std::byte* p, double value);
 void store_int(DType dtype, std::byte* p, int64_t value);
 

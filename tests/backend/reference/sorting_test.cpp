@@ -1,0 +1,221 @@
+// Reference sort and top_k against PyTorch/NumPy results in
+// tests/fixtures/ops/sorting.safetensors (make_op_fixtures_sorting.py), plus
+// hand-checked cases for dtypes torch cannot sort (u64, f16) and errors.
+// Each fixture test runs every case of its op and fails if a case, or a
+// tensor of a case, is left unused.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "kiln/backend/reference/interpreter.h"
+#include "kiln/backend/reference/kernels.h"
+#include "kiln/io/buffer_store.h"
+#include "support/compare.h"
+#include "support/expect_error.h"
+
+namespace kiln {
+namespace {
+
+const io::BufferStore& store() { return testing::fixture("ops/sorting.safetensors"); }
+
+// "sort.f32_r1." for every case of `op` in the fixture.
+std::vector<std::string> case_prefixes(const std::string& op) {
+  std::set<std::string> prefixes;
+  for (const std::string& name : store().names()) {
+    if (name.rfind(op + ".", 0) != 0) continue;
+    prefixes.insert(name.substr(0, name.find('.', op.size() + 1) + 1));
+  }
+  return {prefixes.begin(), prefixes.end()};
+}
+
+// One case of the fixture; remembers which of its tensors were read.
+class FixtureCase {
+ public:
+  explicit FixtureCase(std::string prefix) : prefix_(std::move(prefix)) {}
+  const std::string& name() const { return prefix_; }
+  bool has(const std::string& what) const { return store().contains(prefix_ + what); }
+  const HostBuffer& tensor(const std::string& what) {
+    used_.insert(prefix_ + what);
+    return store().get(prefix_ + what);
+  }
+  int64_t scalar(const std::string& what) { return tensor(what).span<int64_t>()[0]; }
+  std::vector<std::string> unused() const {
+    std::vector<std::string> names;
+    for (const std::string& name : store().names())
+      if (name.rfind(prefix_, 0) == 0 && !used_.contains(name)) names.push_back(name);
+    return names;
+  }
+
+ private:
+  std::string prefix_;
+  std::set<std::string> used_;
+};
+
+// The same bytes seen as unsigned integers of the element's size, so that
+// all_close compares bit patterns exactly (-0.0 vs +0.0, NaN payloads).
+HostBuffer bits_of(const HostBuffer& buffer) {
+  DType raw = DType::u8;
+  switch (size_of(buffer.dtype())) {
+    case 2:
+      raw = DType::u16;
+      break;
+    case 4:
+      raw = DType::u32;
+      break;
+    case 8:
+      raw = DType::u64;
+      break;
+  }
+  return buffer.copy().reshape(buffer.shape().with_dtype(raw));
+}
+
+// Sort and top_k results are moved elements: equal values and equal bits.
+void expect_exact(const HostBuffer& got, const HostBuffer& expected, const std::string& what) {
+  EXPECT_TRUE(testing::all_close(got, expected, testing::Tolerance{}, what));
+  EXPECT_TRUE(testing::all_close(bits_of(got), bits_of(expected), testing::Tolerance{}, what + " (bits)"));
+}
+
+Shape shape_of(const HostBuffer& buffer) { return Shape(buffer.shape().dims(), buffer.dtype()); }
+
+TEST(RefSorting, SortMatchesTorchFixture) {
+  const std::vector<std::string> prefixes = case_prefixes("sort");
+  ASSERT_EQ(static_cast<int64_t>(prefixes.size()), store().metadata<int64_t>("sort_cases"));
+  ASSERT_FALSE(prefixes.empty());
+  for (const std::string& prefix : prefixes) {
+    SCOPED_TRACE(prefix);
+    FixtureCase c(prefix);
+    std::vector<HostBuffer> inputs;
+    while (c.has("in" + std::to_string(inputs.size())))
+      inputs.push_back(c.tensor("in" + std::to_string(inputs.size())));
+    ASSERT_FALSE(inputs.empty());
+
+    ir::Graph g;
+    std::vector<ir::Value> params;
+    for (const HostBuffer& input : inputs) params.push_back(g.parameter(shape_of(input)));
+    const ir::SortAttrs attrs{c.scalar("attr.axis"), c.scalar("attr.descending") != 0, true};
+    const ir::Value sorted = g.add(ir::Op::sort, params, attrs);
+    g.set_outputs(g.results(sorted.node));
+    ir::verify(g);
+    const std::vector<HostBuffer> out = reference::evaluate(g, inputs);
+
+    ASSERT_EQ(out.size(), inputs.size());
+    for (size_t j = 0; j < out.size(); ++j) expect_exact(out[j], c.tensor("out" + std::to_string(j)), prefix);
+    EXPECT_TRUE(c.unused().empty()) << c.unused().front();
+  }
+}
+
+TEST(RefSorting, TopKMatchesTorchFixture) {
+  const std::vector<std::string> prefixes = case_prefixes("top_k");
+  ASSERT_EQ(static_cast<int64_t>(prefixes.size()), store().metadata<int64_t>("top_k_cases"));
+  ASSERT_FALSE(prefixes.empty());
+  for (const std::string& prefix : prefixes) {
+    SCOPED_TRACE(prefix);
+    FixtureCase c(prefix);
+    const HostBuffer& input = c.tensor("in");
+    const HostBuffer& values = c.tensor("values");
+    const HostBuffer& indices = c.tensor("indices");
+
+    ir::Graph g;
+    const ir::Value x = g.parameter(shape_of(input));
+    const ir::Value top = g.add(ir::Op::top_k, {x}, ir::TopKAttrs{values.shape().dim(-1)});
+    g.set_outputs(g.results(top.node));
+    ir::verify(g);
+    const std::vector<HostBuffer> out = reference::evaluate(g, {input});
+
+    ASSERT_EQ(out.size(), 2u);
+    expect_exact(out[0], values, prefix + "values");
+    EXPECT_TRUE(testing::all_close(out[1], indices, prefix + "indices"));
+    EXPECT_TRUE(c.unused().empty()) << c.unused().front();
+  }
+}
+
+// Every tensor of the fixture belongs to an op that a test walks through.
+TEST(RefSorting, FixtureHoldsOnlyKnownOps) {
+  for (const std::string& name : store().names()) {
+    const bool known = name.rfind("sort.", 0) == 0 || name.rfind("top_k.", 0) == 0 || name.rfind("rng.", 0) == 0 ||
+                       name.rfind("philox.", 0) == 0;
+    EXPECT_TRUE(known) << name;
+  }
+}
+
+template <typename T>
+HostBuffer buffer_of(DType dtype, const std::vector<T>& values) {
+  HostBuffer b = HostBuffer::allocate(Shape({static_cast<int64_t>(values.size())}, dtype));
+  auto span = b.mutable_span<T>();
+  std::copy(values.begin(), values.end(), span.begin());
+  return b;
+}
+
+std::vector<HostBuffer> run_sort(const std::vector<HostBuffer>& inputs, ir::SortAttrs attrs) {
+  ir::Graph g;
+  std::vector<ir::Value> params;
+  for (const HostBuffer& input : inputs) params.push_back(g.parameter(shape_of(input)));
+  const ir::Value sorted = g.add(ir::Op::sort, params, attrs);
+  g.set_outputs(g.results(sorted.node));
+  return reference::evaluate(g, inputs);
+}
+
+// torch has no u64 sort: unsigned order by hand (2^63 + 1 is not negative).
+TEST(RefSorting, SortU64KeysAsUnsigned) {
+  constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
+  const HostBuffer keys = buffer_of<uint64_t>(DType::u64, {uint64_t{1} << 63 | 1, 1, kMax, 0, 1});
+  const HostBuffer payload = buffer_of<int32_t>(DType::i32, {0, 1, 2, 3, 4});
+  const auto asc = run_sort({keys, payload}, {0, false, true});
+  EXPECT_TRUE(testing::all_close(asc[0], buffer_of<uint64_t>(DType::u64, {0, 1, 1, uint64_t{1} << 63 | 1, kMax})));
+  EXPECT_TRUE(testing::all_close(asc[1], buffer_of<int32_t>(DType::i32, {3, 1, 4, 0, 2})));
+  const auto desc = run_sort({keys, payload}, {0, true, true});
+  EXPECT_TRUE(testing::all_close(desc[1], buffer_of<int32_t>(DType::i32, {2, 0, 1, 4, 3})));
+}
+
+// f16 keys (f16 bits by hand): NaN last, -0 == +0 keeps order, inf, ties.
+TEST(RefSorting, SortF16KeysByHand) {
+  // 2.0, NaN, -0.0, -inf, +0.0, 2.0, -1.0
+  const HostBuffer keys = buffer_of<uint16_t>(DType::f16, {0x4000, 0x7E00, 0x8000, 0xFC00, 0x0000, 0x4000, 0xBC00});
+  const HostBuffer payload = buffer_of<int32_t>(DType::i32, {0, 1, 2, 3, 4, 5, 6});
+  const auto asc = run_sort({keys, payload}, {0, false, true});
+  EXPECT_TRUE(testing::all_close(asc[1], buffer_of<int32_t>(DType::i32, {3, 6, 2, 4, 0, 5, 1})));
+  EXPECT_TRUE(testing::all_close(
+      bits_of(asc[0]),
+      bits_of(buffer_of<uint16_t>(DType::f16, {0xFC00, 0xBC00, 0x8000, 0x0000, 0x4000, 0x4000, 0x7E00}))));
+  const auto desc = run_sort({keys, payload}, {0, true, true});
+  EXPECT_TRUE(testing::all_close(desc[1], buffer_of<int32_t>(DType::i32, {1, 0, 5, 2, 4, 6, 3})));
+  // stable = false asks for less; the stable order is still a valid answer.
+  const auto unstable = run_sort({keys, payload}, {0, false, false});
+  EXPECT_TRUE(testing::all_close(unstable[0], asc[0]));
+}
+
+TEST(RefSorting, TopKErrors) {
+  ir::Graph g;
+  const ir::Value x = g.parameter(Shape({2, 5}, DType::f32));
+  EXPECT_ERROR(g.add(ir::Op::top_k, {x}, ir::TopKAttrs{6}), "[top_k]");
+  EXPECT_ERROR(g.add(ir::Op::top_k, {x}, ir::TopKAttrs{-1}), "[top_k]");
+
+  // The kernel itself refuses a k it cannot fill rather than reading past
+  // the lane (a node that skipped inference).
+  ir::Node node{ir::Op::top_k, {}, {Shape({2, 6}, DType::f32), Shape({2, 6}, DType::i32)}, ir::TopKAttrs{6}};
+  const std::vector<HostBuffer> operands = {HostBuffer::allocate(Shape({2, 5}, DType::f32))};
+  EXPECT_ERROR(reference::eval_sorting(node, operands), "[top_k]");
+}
+
+TEST(RefSorting, SortErrors) {
+  ir::Graph g;
+  const ir::Value keys = g.parameter(Shape({2, 5}, DType::f32));
+  const ir::Value other = g.parameter(Shape({2, 4}, DType::i32));
+  EXPECT_ERROR(g.add(ir::Op::sort, {keys, other}, ir::SortAttrs{1}), "[sort]");
+  EXPECT_ERROR(g.add(ir::Op::sort, {keys}, ir::SortAttrs{2}), "[sort]");
+
+  ir::Node node{ir::Op::sort, {}, {Shape({2, 5}, DType::f32), Shape({2, 4}, DType::i32)}, ir::SortAttrs{1}};
+  const std::vector<HostBuffer> operands = {HostBuffer::allocate(Shape({2, 5}, DType::f32)),
+                                            HostBuffer::allocate(Shape({2, 4}, DType::i32))};
+  EXPECT_ERROR(reference::eval_sorting(node, operands), "[sort]");
+}
+
+}  // namespace
+}  // namespace kiln
