@@ -4,6 +4,7 @@
 
 #include <iostream>
 
+#include "generate.h"
 #include "inspect.h"
 #include "kiln/core/error.h"
 
@@ -18,9 +19,27 @@ int main(int argc, char** argv) {
       ->required();
   inspect->add_flag("--json", inspect_json, "print {\"tensors\":[...],\"metadata\":{...}} for scripts");
 
+  kiln::tools::GenerateArgs gen;
+  auto* generate = app.add_subcommand("generate", "Generate text with a LLaMA-layout model directory");
+  generate->add_option("-m,--model", gen.model, "model directory: config.json, *.safetensors, tokenizer.model")
+      ->required();
+  generate->add_option("-p,--prompt", gen.prompt, "the prompt text")->required();
+  generate->add_option("-n,--tokens", gen.tokens, "how many tokens to generate at most")->capture_default_str();
+  generate->add_option("--temp", gen.temperature, "sampling temperature; 0 is greedy")->capture_default_str();
+  generate->add_option("--top-k", gen.top_k, "sample from the k most likely tokens; 0 keeps all")
+      ->capture_default_str();
+  generate->add_option("--top-p", gen.top_p, "sample from the smallest set reaching this probability")
+      ->capture_default_str();
+  generate->add_option("--seed", gen.seed, "random seed (same seed, same text)")->capture_default_str();
+  generate->add_option("--dtype", gen.dtype, "compute dtype: f32 or bf16")->capture_default_str();
+  generate->add_flag("--json", gen.json,
+                     "print {\"prompt_tokens\":[...],\"tokens\":[...],\"text\":\"...\"} for scripts");
+  generate->add_flag("-q,--quiet", gen.quiet, "no progress lines on stderr");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*inspect) kiln::tools::inspect(inspect_path, inspect_json, std::cout);
+    if (*generate) kiln::tools::generate(gen);
   } catch (const std::exception& e) {
     std::cout.flush();
     fmt::print(stderr, "kiln {}: error: {}\n", app.get_subcommands().front()->get_name(), e.what());

@@ -20,12 +20,6 @@
 #include "support/compare.h"
 #include "support/expect_error.h"
 
-namespace kiln::reference {
-// Defined in src/kiln/backend/reference/rng.cpp (no header declares it:
-// kernels.h holds only the family entry points).
-std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key);
-}  // namespace kiln::reference
-
 namespace kiln {
 namespace {
 

@@ -3,6 +3,8 @@
 // takes a node and its operand values (contiguous, row-major, matching the
 // node's operand shapes) and returns newly allocated contiguous results
 // matching node.results.
+#include <array>
+#include <cstdint>
 #include <span>
 #include <vector>
 
@@ -28,5 +30,8 @@ Results eval_contraction(const ir::Node& node, Operands operands);
 Results eval_sorting(const ir::Node& node, Operands operands);
 // rng
 Results eval_rng(const ir::Node& node, Operands operands);
+
+// The Philox4x32-10 block function behind rng (exposed for its known-answer tests).
+std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key);
 
 }  // namespace kiln::reference

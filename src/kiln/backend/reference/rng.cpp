@@ -37,8 +37,6 @@
 
 namespace kiln::reference {
 
-// Not static: rng_test.cpp checks it against the known-answer vectors
-// directly (kernels.h only declares the family entry points).
 std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key) {
   constexpr uint64_t kMul0 = 0xD2511F53, kMul1 = 0xCD9E8D57;
   constexpr uint32_t kBump0 = 0x9E3779B9, kBump1 = 0xBB67AE85;

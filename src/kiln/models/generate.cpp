@@ -1,0 +1,173 @@
+#include "kiln/models/generate.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "kiln/core/element.h"
+#include "kiln/io/open.h"
+
+namespace kiln::models {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+// A copy of `store` with every float tensor converted to `dtype` (done once
+// at load, so calls never convert weights).
+io::BufferStore converted(const io::BufferStore& store, DType dtype) {
+  io::BufferStore out;
+  out.metadata() = store.metadata();
+  for (const auto& name : store.names()) {
+    const HostBuffer& source = store.get(name);
+    if (!is_float(source.dtype()) || source.dtype() == dtype) {
+      out.add(name, source, store.file_of(name));
+      continue;
+    }
+    const HostBuffer flat = source.is_contiguous() ? source : source.copy();
+    HostBuffer target = HostBuffer::allocate(flat.shape().with_dtype(dtype));
+    const size_t in = size_of(flat.dtype()), out_size = size_of(dtype);
+    for (int64_t i = 0; i < flat.shape().count(); ++i)
+      store_double(dtype, target.mutable_data() + i * out_size, load_double(flat.dtype(), flat.data() + i * in));
+    out.add(name, target, store.file_of(name));
+  }
+  return out;
+}
+
+}  // namespace
+
+Generator::Generator(const Platform& platform, const std::filesystem::path& model_dir, DType dtype,
+                     std::function<void(const std::string&)> progress)
+    : platform_(platform), dtype_(dtype), progress_(std::move(progress)),
+      tokenizer_(Tokenizer::load(model_dir / "tokenizer.model")) {
+  if (dtype != DType::f32 && dtype != DType::bf16) fail("generate: dtype must be f32 or bf16, not {}", name(dtype));
+  const auto start = Clock::now();
+  auto say = [&](const std::string& message) {
+    if (progress_) progress_(message);
+  };
+  say(fmt::format("loading {}", model_dir.string()));
+  const io::BufferStore file_store = io::open(model_dir);
+  if (!file_store.metadata().contains("vocab_size"))
+    fail("{}: no config.json with the model's configuration (vocab_size, hidden_size, ...)", model_dir.string());
+  store_ = dtype == DType::f32 ? file_store : converted(file_store, dtype);
+  model_ = populate<llama::CausalLM>(store_);
+  llama::check_shapes(model_);
+  if (tokenizer_.vocab_size() > model_.config.vocab_size)
+    fail("{}: tokenizer.model has {} pieces but the model's vocab_size is {}", model_dir.string(),
+         tokenizer_.vocab_size(), model_.config.vocab_size);
+  weights_ = load<llama::CausalLM>(platform_, store_);
+  capacity_ = model_.config.max_positions;
+  load_seconds_ = seconds_since(start);
+  say(fmt::format("loaded {} layers, {} weights ({}) in {:.2f} s", model_.config.num_layers, weights_.buffers.size(),
+                  name(dtype), load_seconds_));
+}
+
+Generator::Step Generator::compile_step(int64_t tokens) {
+  const auto start = Clock::now();
+  const Shape cache = model_.cache_shape(1, capacity_, dtype_);
+  auto exe = compile(platform_, &llama::CausalLM::forward, model_, Shape({{"b", 1}, {"s", tokens}}, DType::i32), cache,
+                     cache, Shape(DType::i32));
+  if (progress_) progress_(fmt::format("compiled the {}-token step in {:.2f} s", tokens, seconds_since(start)));
+  return exe.prepare(weights_);
+}
+
+Buffer Generator::tokens_buffer(const std::vector<int>& ids) const {
+  HostBuffer b = HostBuffer::allocate(Shape({{"b", 1}, {"s", static_cast<int64_t>(ids.size())}}, DType::i32));
+  std::copy(ids.begin(), ids.end(), b.mutable_span<int32_t>().begin());
+  return Buffer::from(platform_, b);
+}
+
+HostBuffer Generator::prompt_logits(const std::vector<int>& prompt) {
+  Step step = compile_step(static_cast<int64_t>(prompt.size()));
+  const Shape cache = model_.cache_shape(1, capacity_, dtype_);
+  HostBuffer zero = HostBuffer::allocate(Shape(DType::i32));
+  auto [logits, k, v] = step(tokens_buffer(prompt), donate(Buffer::from(platform_, HostBuffer::allocate(cache))),
+                             donate(Buffer::from(platform_, HostBuffer::allocate(cache))), Buffer::from(platform_, zero));
+  return logits.to_host();
+}
+
+GenerateResult Generator::generate(const std::string& prompt, const GenerateOptions& options,
+                                   const std::function<void(const std::string&)>& on_text) {
+  return generate_ids(tokenizer_.encode(prompt), options, on_text);
+}
+
+GenerateResult Generator::generate_ids(std::vector<int> prompt, const GenerateOptions& options,
+                                       const std::function<void(const std::string&)>& on_text) {
+  const auto prompt_length = static_cast<int64_t>(prompt.size());
+  if (prompt.empty()) fail("generate: the prompt is empty");
+  if (prompt_length >= capacity_)
+    fail("generate: the prompt has {} tokens but the model's context (max_position_embeddings) is {}", prompt_length,
+         capacity_);
+  for (int id : prompt)
+    if (id < 0 || id >= model_.config.vocab_size)
+      fail("generate: token id {} is outside the vocabulary of {}", id, model_.config.vocab_size);
+  const int64_t new_tokens = std::min(options.max_new_tokens, capacity_ - prompt_length);
+
+  Step prefill = compile_step(prompt_length);
+  Step decode = compile_step(1);
+  const int64_t voc = model_.config.vocab_size;
+  auto compile_sampler = [&](int64_t s) {
+    return compile_fn(
+        platform_,
+        [&](Tensor logits, Tensor key) {
+          const Tensor last = logits.slice("s", s - 1, s).squeeze("s");
+          return nn::sample(last, key, options.sampling).convert(DType::i32);
+        },
+        Shape({{"b", 1}, {"s", s}, {"voc", voc}}), Shape({2}, DType::u32));
+  };
+  auto sample_prefill = compile_sampler(prompt_length);
+  auto sample_decode = compile_sampler(1);
+
+  const Shape cache_shape = model_.cache_shape(1, capacity_, dtype_);
+  Buffer cache_k = Buffer::from(platform_, HostBuffer::allocate(cache_shape));
+  Buffer cache_v = Buffer::from(platform_, HostBuffer::allocate(cache_shape));
+  auto scalar = [&](int32_t value) {
+    HostBuffer b = HostBuffer::allocate(Shape(DType::i32));
+    b.mutable_span<int32_t>()[0] = value;
+    return Buffer::from(platform_, b);
+  };
+  auto key = [&](int64_t step) {
+    HostBuffer b = HostBuffer::allocate(Shape({2}, DType::u32));
+    b.mutable_span<uint32_t>()[0] = static_cast<uint32_t>(options.seed) ^ static_cast<uint32_t>(step * 0x9E3779B9u);
+    b.mutable_span<uint32_t>()[1] = static_cast<uint32_t>(options.seed >> 32);
+    return Buffer::from(platform_, b);
+  };
+  auto token_of = [](const Buffer& b) { return b.to_host().span<int32_t>()[0]; };
+  const auto& eos = model_.config.eos_token_ids;
+  auto is_eos = [&](int id) { return std::ranges::find(eos, id) != eos.end() || id == tokenizer_.eos_id(); };
+
+  GenerateResult result;
+  result.prompt_tokens = prompt;
+  std::string printed;
+  auto emit = [&](int id) {
+    result.tokens.push_back(id);
+    // Decode everything so far and print the new suffix: pieces join with
+    // spaces that depend on their neighbours.
+    const std::string text = tokenizer_.decode(result.tokens);
+    if (on_text && text.size() > printed.size() && text.starts_with(printed)) on_text(text.substr(printed.size()));
+    printed = text;
+  };
+
+  auto start = Clock::now();
+  auto [logits, k1, v1] = prefill(tokens_buffer(prompt), donate(cache_k), donate(cache_v), scalar(0));
+  int token = token_of(sample_prefill(logits, key(0)));
+  result.prefill_seconds = seconds_since(start);
+  cache_k = k1;
+  cache_v = v1;
+  emit(token);
+  start = Clock::now();
+  for (int64_t step = 1; step < new_tokens; ++step) {
+    if (options.stop_at_eos && is_eos(token)) break;
+    const auto position = static_cast<int32_t>(prompt_length + step - 1);
+    auto [next_logits, k, v] = decode(tokens_buffer({token}), donate(cache_k), donate(cache_v), scalar(position));
+    cache_k = k;
+    cache_v = v;
+    token = token_of(sample_decode(next_logits, key(step)));
+    emit(token);
+  }
+  result.decode_seconds = seconds_since(start);
+  result.text = printed;
+  return result;
+}
+
+}  // namespace kiln::models

@@ -1,0 +1,73 @@
+#pragma once
+// Text generation with a LLaMA-layout model directory (config.json,
+// *.safetensors, tokenizer.model): a compiled prefill executable for the
+// prompt and a compiled one-token decode executable share a KV cache that is
+// donated to every call and updated in place.
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kiln/models/llama.h"
+#include "kiln/models/tokenizer.h"
+#include "kiln/nn/sampling.h"
+#include "kiln/runtime/compile.h"
+
+namespace kiln::models {
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 64;
+  nn::SamplingOptions sampling;  // temperature 0 is greedy
+  uint64_t seed = 0;
+  DType dtype = DType::f32;      // f32 or bf16 compute (weights converted once at load)
+  bool stop_at_eos = true;
+};
+
+struct GenerateResult {
+  std::vector<int> prompt_tokens;
+  std::vector<int> tokens;  // generated ids (EOS included when it stopped there)
+  std::string text;         // decoded generated text
+  double prefill_seconds = 0;
+  double decode_seconds = 0;  // for tokens.size() - 1 decode steps
+};
+
+class Generator {
+ public:
+  // Loads the weights, config and tokenizer of `model_dir`; `progress`
+  // receives one-line status messages (loading, compiling).
+  Generator(const Platform& platform, const std::filesystem::path& model_dir, DType dtype,
+            std::function<void(const std::string&)> progress = {});
+
+  // Generates up to options.max_new_tokens after `prompt`; `on_text` gets the
+  // text of each new token as it is produced.
+  GenerateResult generate(const std::string& prompt, const GenerateOptions& options,
+                          const std::function<void(const std::string&)>& on_text = {});
+  // The same, from token ids (BOS included if wanted).
+  GenerateResult generate_ids(std::vector<int> prompt, const GenerateOptions& options,
+                              const std::function<void(const std::string&)>& on_text = {});
+
+  const llama::Config& config() const { return model_.config; }
+  const Tokenizer& tokenizer() const { return tokenizer_; }
+  double load_seconds() const { return load_seconds_; }
+
+  // The logits {b=1, s, voc} (f32) of the whole prompt, for parity checks.
+  HostBuffer prompt_logits(const std::vector<int>& prompt);
+
+ private:
+  using Step = Executable<std::tuple<Buffer, Buffer, Buffer>>;
+  Step compile_step(int64_t tokens);
+  Buffer tokens_buffer(const std::vector<int>& ids) const;
+
+  Platform platform_;
+  DType dtype_;
+  std::function<void(const std::string&)> progress_;
+  io::BufferStore store_;
+  llama::CausalLM model_;
+  Weights<llama::CausalLM> weights_;
+  Tokenizer tokenizer_;
+  int64_t capacity_ = 0;
+  double load_seconds_ = 0;
+};
+
+}  // namespace kiln::models
