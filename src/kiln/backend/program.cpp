@@ -1,6 +1,7 @@
 #include "kiln/backend/program.h"
 
 #include "kiln/backend/reference/interpreter.h"
+#include "kiln/passes/dce.h"
 
 namespace kiln::backend {
 namespace {
@@ -10,8 +11,8 @@ namespace {
 class ReferenceProgram final : public Program {
  public:
   explicit ReferenceProgram(ir::Graph graph) : graph_(std::move(graph)) {}
-  std::vector<HostBuffer> run(std::span<const HostBuffer> arguments) const override {
-    return reference::evaluate(graph_, arguments);
+  std::vector<HostBuffer> run(std::span<const HostBuffer> arguments, const ir::CallbackStates& callbacks) const override {
+    return reference::evaluate(graph_, arguments, &callbacks);
   }
 
  private:
@@ -22,6 +23,7 @@ class ReferenceProgram final : public Program {
 
 std::shared_ptr<const Program> compile(Kind kind, ir::Graph graph) {
   ir::verify(graph);
+  graph = passes::eliminate_dead_code(graph);
   switch (kind) {
     case Kind::reference: return std::make_shared<ReferenceProgram>(std::move(graph));
   }

@@ -11,6 +11,7 @@
 #include <span>
 #include <vector>
 
+#include "kiln/ir/host_callback.h"
 #include "kiln/core/host_buffer.h"
 #include "kiln/ir/graph.h"
 
@@ -24,7 +25,8 @@ class Program {
   // One argument per graph parameter (dims and dtype already checked by the
   // runtime); returns one buffer per graph output. Host backends take and
   // return host memory; device backends will add device arrays here.
-  virtual std::vector<HostBuffer> run(std::span<const HostBuffer> arguments) const = 0;
+  // `callbacks` holds the states bound to the executable's host callbacks.
+  virtual std::vector<HostBuffer> run(std::span<const HostBuffer> arguments, const ir::CallbackStates& callbacks) const = 0;
 };
 
 // Compiles `graph` (verified first) for the backend.

@@ -13,6 +13,7 @@
 // operands' tagged shapes.
 #include <initializer_list>
 #include <span>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -95,6 +96,10 @@ class Tensor {
   Tensor sigmoid() const;
   Tensor silu() const;
   Tensor gelu(GeluApproximation approximation = GeluApproximation::erf) const;
+
+  // Prints `label`, the tagged shape, dtype and first values each time the
+  // executable runs (a host callback), and returns this tensor unchanged.
+  Tensor print(std::string label) const;
 
   // --- reductions (the reduced axis disappears) --------------------------
   Tensor sum(std::string_view tag) const;

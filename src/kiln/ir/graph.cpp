@@ -20,11 +20,6 @@ Value Graph::parameter(const Shape& shape, std::string name) {
   return v;
 }
 
-void Graph::set_tags(Value value, std::span<const Tag> tags) {
-  Shape& s = nodes_.at(static_cast<size_t>(value.node)).results.at(static_cast<size_t>(value.output));
-  s = s.with_tags(tags);
-}
-
 const Shape& Graph::shape(Value value) const {
   if (value.node < 0 || static_cast<size_t>(value.node) >= nodes_.size())
     fail("value %{} does not exist in a graph of {} nodes", value.node, nodes_.size());

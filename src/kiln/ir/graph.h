@@ -25,6 +25,12 @@ struct Node {
   std::vector<Shape> results;
   Attributes attrs;
 
+  // True for nodes no pass may remove, merge or reorder across each other:
+  // host callbacks declared with side effects.
+  bool has_side_effect() const {
+    return op == Op::custom_call && std::get<CustomCallAttrs>(attrs).has_side_effect;
+  }
+
   template <typename T>
   const T& attrs_as() const {
     return std::get<T>(attrs);
@@ -33,13 +39,10 @@ struct Node {
 
 class Graph {
  public:
-  // Appends a node; its results are inferred and checked. `tags`, if given,
-  // re-tag the first result (the Tensor API decides tags, the IR dims).
+  // Appends a node; its results are inferred and checked.
   Value add(Op op, std::vector<Value> operands, Attributes attrs = NoAttrs{});
   // Appends a parameter with the next index.
   Value parameter(const Shape& shape, std::string name = {});
-  // Re-tags a value's shape (dims and dtype must stay the same).
-  void set_tags(Value value, std::span<const Tag> tags);
 
   const Node& node(int32_t id) const { return nodes_.at(static_cast<size_t>(id)); }
   std::span<const Node> nodes() const { return nodes_; }

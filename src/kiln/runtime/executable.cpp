@@ -58,7 +58,7 @@ std::vector<Buffer> ExecutableCore::call(std::span<const Argument> arguments) co
     if (is_donated) donated.push_back(&buffer);
   }
 
-  std::vector<HostBuffer> results = program->run(inputs);
+  std::vector<HostBuffer> results = program->run(inputs, callbacks);
 
   // Reuse donated memory for outputs of the same layout. The reference
   // backend computes into fresh memory and copies; an optimizing backend

@@ -9,6 +9,8 @@
 #include <span>
 #include <string>
 #include <tuple>
+#include <typeindex>
+#include <typeinfo>
 #include <variant>
 #include <vector>
 
@@ -41,6 +43,7 @@ struct ExecutableCore {
   std::vector<ParameterSpec> parameters;  // every graph parameter, in order
   size_t weight_count = 0;                // how many leading parameters are weights
   std::vector<Buffer> bound;              // the weights, once prepared
+  ir::CallbackStates callbacks;           // host callback states, by callback type
 
   ExecutableCore bind(const std::vector<std::string>& names, const std::vector<Buffer>& weights) const;
   std::vector<Buffer> call(std::span<const Argument> arguments) const;
@@ -91,6 +94,15 @@ class Executable {
   Result call(std::span<const Argument> arguments) const {
     std::vector<Buffer> outputs = core_.call(arguments);
     return detail::ResultTraits<Result>::make(outputs);
+  }
+
+  // Attaches the state of host callback T (kiln::callback<T> in the traced
+  // code) to this executable. The caller owns `state`; it must outlive the
+  // calls. Each executable has its own bindings.
+  template <typename T>
+  Executable& bind(T* state) {
+    core_.callbacks[std::type_index(typeid(T))] = state;
+    return *this;
   }
 
   // Every parameter of the compiled graph (weights first), and how many of

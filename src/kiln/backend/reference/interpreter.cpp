@@ -6,7 +6,37 @@
 namespace kiln::reference {
 namespace {
 
-Results eval_node(const ir::Node& node, Operands operands) {
+Results run_host_callback(const ir::Node& node, Operands operands, const ir::CallbackStates* states) {
+  const auto& attrs = node.attrs_as<ir::CustomCallAttrs>();
+  if (attrs.target != ir::kHostCallbackTarget || attrs.payload == nullptr)
+    fail("[custom_call] target '{}' is not supported by the reference backend", attrs.target);
+  const auto& callback = *static_cast<const ir::HostCallback*>(attrs.payload.get());
+  void* state = callback.builtin_state.get();
+  if (state == nullptr) {
+    if (states == nullptr || !states->contains(callback.type))
+      fail("[callback] '{}' has no bound state: call exe.bind<{}>(&state) before calling", callback.name,
+           callback.name);
+    state = states->at(callback.type);
+  }
+  Results outputs;
+  for (size_t i = 0; i < node.results.size(); ++i) {
+    const int alias = i < callback.aliases.size() ? callback.aliases[i] : -1;
+    outputs.push_back(alias >= 0 ? operands[static_cast<size_t>(alias)].copy() : HostBuffer::allocate(node.results[i]));
+  }
+  try {
+    callback.invoke(state, operands, outputs);
+  } catch (const std::exception& e) {
+    fail("[callback] '{}' threw: {}", callback.name, e.what());
+  }
+  for (size_t i = 0; i < outputs.size(); ++i)
+    if (!std::ranges::equal(outputs[i].shape().dims(), node.results[i].dims()) ||
+        outputs[i].dtype() != node.results[i].dtype())
+      fail("[callback] '{}' replaced output {} with {}, expected {}", callback.name, i, outputs[i].shape().to_string(),
+           node.results[i].to_string());
+  return outputs;
+}
+
+Results eval_node(const ir::Node& node, Operands operands, const ir::CallbackStates* states) {
   using ir::Op;
   switch (node.op) {
     case Op::parameter: break;  // bound by evaluate()
@@ -28,9 +58,7 @@ Results eval_node(const ir::Node& node, Operands operands) {
     case Op::dot_general: case Op::convolution: return eval_contraction(node, operands);
     case Op::sort: case Op::top_k: return eval_sorting(node, operands);
     case Op::rng: return eval_rng(node, operands);
-    case Op::custom_call:
-      fail("[custom_call] target '{}' is not supported by the reference backend yet",
-           node.attrs_as<ir::CustomCallAttrs>().target);
+    case Op::custom_call: return run_host_callback(node, operands, states);
     case Op::optimization_barrier: {
       Results out;
       for (const auto& operand : operands) out.push_back(operand);
@@ -42,7 +70,8 @@ Results eval_node(const ir::Node& node, Operands operands) {
 
 }  // namespace
 
-std::vector<HostBuffer> evaluate(const ir::Graph& graph, std::span<const HostBuffer> parameters) {
+std::vector<HostBuffer> evaluate(const ir::Graph& graph, std::span<const HostBuffer> parameters,
+                                 const ir::CallbackStates* callbacks) {
   const auto& parameter_nodes = graph.parameters();
   if (parameters.size() != parameter_nodes.size())
     fail("reference: the graph takes {} parameters, {} given", parameter_nodes.size(), parameters.size());
@@ -61,7 +90,7 @@ std::vector<HostBuffer> evaluate(const ir::Graph& graph, std::span<const HostBuf
     std::vector<HostBuffer> operands;
     for (const ir::Value& v : node.operands)
       operands.push_back(values[static_cast<size_t>(v.node)][static_cast<size_t>(v.output)]);
-    values[id] = eval_node(node, operands);
+    values[id] = eval_node(node, operands, callbacks);
     // Results carry the IR's tags, so callers see the shapes they traced.
     for (size_t r = 0; r < values[id].size(); ++r)
       values[id][r] = values[id][r].reshape(node.results[r]);

@@ -11,14 +11,17 @@
 #include <span>
 #include <vector>
 
+#include "kiln/ir/host_callback.h"
 #include "kiln/core/host_buffer.h"
 #include "kiln/ir/graph.h"
 
 namespace kiln::reference {
 
 // Evaluates `graph` on `parameters` (one per graph parameter, in order, with
-// the parameter's dims and dtype) and returns the graph's outputs.
-std::vector<HostBuffer> evaluate(const ir::Graph& graph, std::span<const HostBuffer> parameters);
+// the parameter's dims and dtype) and returns the graph's outputs. Every
+// node runs, in order; host callbacks find their state in `callbacks`.
+std::vector<HostBuffer> evaluate(const ir::Graph& graph, std::span<const HostBuffer> parameters,
+                                 const ir::CallbackStates* callbacks = nullptr);
 inline std::vector<HostBuffer> evaluate(const ir::Graph& graph, std::initializer_list<HostBuffer> parameters) {
   return evaluate(graph, std::span<const HostBuffer>(parameters.begin(), parameters.size()));
 }

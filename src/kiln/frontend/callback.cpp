@@ -1,0 +1,51 @@
+#include "kiln/frontend/callback.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <cstdio>
+
+#include "kiln/core/element.h"
+
+namespace kiln {
+namespace detail {
+
+std::vector<Tensor> add_callback(std::span<const Tensor> inputs, std::span<const Shape> outputs,
+                                 std::shared_ptr<const ir::HostCallback> callback, bool has_side_effect) {
+  ir::Graph* graph = current_graph();
+  if (graph == nullptr) fail("[callback] '{}' can only be added inside kiln::trace() or compile()", callback->name);
+  std::vector<ir::Value> operands;
+  for (const Tensor& t : inputs) operands.push_back(t.value());
+  for (size_t i = 0; i < callback->aliases.size(); ++i) {
+    const int alias = callback->aliases[i];
+    if (alias < 0) continue;
+    if (static_cast<size_t>(alias) >= inputs.size() || i >= outputs.size() ||
+        !std::ranges::equal(inputs[static_cast<size_t>(alias)].shape().dims(), outputs[i].dims()) ||
+        inputs[static_cast<size_t>(alias)].dtype() != outputs[i].dtype())
+      fail("[callback] '{}': output {} aliases input {}, which does not exist or has another shape", callback->name,
+           i, alias);
+  }
+  const std::string name = callback->name;
+  ir::CustomCallAttrs attrs{std::string(ir::kHostCallbackTarget), {outputs.begin(), outputs.end()},
+                            has_side_effect, std::const_pointer_cast<ir::HostCallback>(callback)};
+  ir::Value v = graph->add(ir::Op::custom_call, std::move(operands), std::move(attrs));
+  std::vector<Tensor> results;
+  for (size_t i = 0; i < outputs.size(); ++i) results.emplace_back(graph, ir::Value{v.node, static_cast<int32_t>(i)});
+  return results;
+}
+
+}  // namespace detail
+
+void PrintCallback::call(std::span<const HostBuffer> inputs, std::span<HostBuffer>) const {
+  const HostBuffer& x = inputs[0];
+  fmt::print("{}: {} {}\n", label, x.shape().to_string(), summarize(x, 8));
+  std::fflush(stdout);
+}
+
+Tensor Tensor::print(std::string label) const {
+  auto printer = std::make_shared<PrintCallback>(PrintCallback{std::move(label)});
+  return detail::add_callback(std::array{*this}, std::array{shape()}, detail::describe_callback<PrintCallback>(printer),
+                              /*has_side_effect=*/true)[0];
+}
+
+}  // namespace kiln

@@ -1,0 +1,104 @@
+#pragma once
+// Host callbacks: your own C++ code in the middle of a compiled graph, to
+// inspect values, call a library kiln does not have, or keep state across
+// calls.
+//
+//   struct Counter {
+//     static kiln::CallbackConfig config() { return {.has_side_effect = true}; }
+//     int calls = 0;
+//     void call(std::span<const kiln::HostBuffer> inputs, std::span<kiln::HostBuffer> outputs) { ++calls; }
+//   };
+//
+//   // while tracing:
+//   std::vector<Tensor> outs = kiln::callback<Counter>({x}, {x.shape()});
+//   // after compiling:
+//   Counter counter;                   // you own it; it must outlive the calls
+//   exe.bind<Counter>(&counter);       // per executable: another exe may bind another Counter
+//
+// `call` receives the inputs in host memory and writes the outputs, which
+// arrive zero-filled, or holding a copy of an input when config().aliases
+// says so. An exception thrown by `call` surfaces from the executable's call
+// as a kiln::Error naming the callback; the executable stays usable.
+#include <span>
+#include <string>
+#include <typeindex>
+#include <typeinfo>
+#include <vector>
+
+#include "kiln/ir/host_callback.h"
+#include "kiln/frontend/trace.h"
+
+namespace kiln {
+
+struct CallbackConfig {
+  // Kept even when nothing uses its outputs, and never reordered across
+  // other side effects.
+  bool has_side_effect = false;
+  // Output i starts as a copy of input aliases[i] (an in-place update); -1 or
+  // absent: zero-filled.
+  std::vector<int> aliases;
+  // Device platforms copy the inputs to host memory before the call.
+  bool copy_inputs_to_host = true;
+};
+
+namespace detail {
+
+template <typename T>
+concept HasConfig = requires {
+  { T::config() } -> std::convertible_to<CallbackConfig>;
+};
+template <typename T>
+concept HasName = requires {
+  { T::name } -> std::convertible_to<std::string_view>;
+};
+
+std::vector<Tensor> add_callback(std::span<const Tensor> inputs, std::span<const Shape> outputs,
+                                 std::shared_ptr<const ir::HostCallback> callback, bool has_side_effect);
+
+// The name shown in errors: T::name if the type has one, else its C++ name.
+template <typename T>
+std::string callback_name() {
+  if constexpr (HasName<T>) return std::string(T::name);
+  else return typeid(T).name();
+}
+
+template <typename T>
+std::shared_ptr<const ir::HostCallback> describe_callback(std::shared_ptr<T> builtin_state = nullptr) {
+  const CallbackConfig config = [] {
+    if constexpr (HasConfig<T>) return T::config();
+    else return CallbackConfig{};
+  }();
+  auto invoke = [](void* state, std::span<const HostBuffer> inputs, std::span<HostBuffer> outputs) {
+    static_cast<T*>(state)->call(inputs, outputs);
+  };
+  return std::make_shared<const ir::HostCallback>(
+      ir::HostCallback{callback_name<T>(), std::type_index(typeid(T)), std::move(builtin_state),
+                            config.copy_inputs_to_host, config.aliases, invoke});
+}
+
+}  // namespace detail
+
+// Inserts the callback T into the graph being traced, with outputs of the
+// given shapes. Each executable compiled from the graph needs
+// exe.bind<T>(&state) before it is called.
+template <typename T>
+std::vector<Tensor> callback(std::initializer_list<Tensor> inputs, std::initializer_list<Shape> outputs) {
+  const bool side_effect = [] {
+    if constexpr (detail::HasConfig<T>) return T::config().has_side_effect;
+    else return false;
+  }();
+  return detail::add_callback(std::span(inputs.begin(), inputs.size()), std::span(outputs.begin(), outputs.size()),
+                              detail::describe_callback<T>(), side_effect);
+}
+
+// The built-in print callback: prints the label, tagged shape, dtype and the
+// first values to stdout, and returns its input unchanged. Use it as
+// x.print("label") inside traced code; it needs no bind().
+struct PrintCallback {
+  static constexpr std::string_view name = "print";
+  static CallbackConfig config() { return {.has_side_effect = true, .aliases = {0}}; }
+  std::string label;
+  void call(std::span<const HostBuffer> inputs, std::span<HostBuffer> outputs) const;
+};
+
+}  // namespace kiln
