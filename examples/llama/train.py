@@ -4,7 +4,7 @@ grouped-query attention, untied head) on the King James Bible from Debian's
 bible-kjv package (public domain). Reproducible: fixed seeds, fixed step
 count, 2 threads.
 
-Run from the repo root (about 35 minutes on the 2-core development VM; the
+Run from the repo root (about 30 minutes on the 2-core development VM; the
 libopenblas0-pthread package makes PyTorch 30x faster than Debian's default BLAS):
   apt-get install bible-kjv python3-torch python3-sentencepiece python3-numpy libopenblas0-pthread
   command -p python3 examples/llama/train.py [--steps N] [--out models/kjv-llama]
@@ -83,7 +83,7 @@ def encode(sp, texts):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--out", default=os.path.join("models", "kjv-llama"))
     args = parser.parse_args()
     torch.manual_seed(1611)
@@ -157,7 +157,7 @@ def main():
             elapsed = time.time() - start
             log["train"].append([step, float(loss)])
             print("step %5d  loss %.3f  lr %.2e  %.0f s" % (step, float(loss), lr_at(step), elapsed), flush=True)
-        if (step + 1) % 400 == 0 or step == args.steps - 1:
+        if (step + 1) % 200 == 0 or step == args.steps - 1:
             v = validate()
             log["val"].append([step + 1, v])
             print("step %5d  validation loss %.3f (perplexity %.1f)" % (step + 1, v, math.exp(v)), flush=True)

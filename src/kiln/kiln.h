@@ -1,0 +1,23 @@
+#pragma once
+// The public API in one include: weights IO, the Tensor tracing API, model
+// structs and nn layers, compile / prepare / call, host callbacks.
+#include "kiln/core/dtype.h"
+#include "kiln/core/element.h"
+#include "kiln/core/error.h"
+#include "kiln/core/host_buffer.h"
+#include "kiln/core/shape.h"
+#include "kiln/frontend/callback.h"
+#include "kiln/frontend/model.h"
+#include "kiln/frontend/tensor.h"
+#include "kiln/frontend/trace.h"
+#include "kiln/io/buffer_store.h"
+#include "kiln/io/open.h"
+#include "kiln/io/safetensors.h"
+#include "kiln/nn/attention.h"
+#include "kiln/nn/layers.h"
+#include "kiln/nn/rope.h"
+#include "kiln/nn/sampling.h"
+#include "kiln/runtime/buffer.h"
+#include "kiln/runtime/compile.h"
+#include "kiln/runtime/executable.h"
+#include "kiln/runtime/platform.h"
