@@ -3,7 +3,8 @@
 # Usage: scripts/setup.sh [--fuzz]   (--fuzz adds clang-16 and libFuzzer)
 set -euo pipefail
 
-packages=(g++ cmake ninja-build ccache libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev)
+packages=(g++ cmake ninja-build ccache libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev libboost1.81-dev
+  libsentencepiece-dev)
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang-16 libclang-rt-16-dev)
 fi

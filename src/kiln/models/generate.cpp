@@ -34,12 +34,19 @@ io::BufferStore converted(const io::BufferStore& store, DType dtype) {
   return out;
 }
 
+Tokenizer load_tokenizer(const std::filesystem::path& model_dir) {
+  std::error_code error;
+  if (!std::filesystem::is_directory(model_dir, error))
+    fail("model directory '{}' does not exist", model_dir.string());
+  return Tokenizer::load(model_dir / "tokenizer.model");
+}
+
 }  // namespace
 
 Generator::Generator(const Platform& platform, const std::filesystem::path& model_dir, DType dtype,
                      std::function<void(const std::string&)> progress)
     : platform_(platform), dtype_(dtype), progress_(std::move(progress)),
-      tokenizer_(Tokenizer::load(model_dir / "tokenizer.model")) {
+      tokenizer_(load_tokenizer(model_dir)) {
   if (dtype != DType::f32 && dtype != DType::bf16) fail("generate: dtype must be f32 or bf16, not {}", name(dtype));
   const auto start = Clock::now();
   auto say = [&](const std::string& message) {
