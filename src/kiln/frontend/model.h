@@ -83,14 +83,6 @@ struct PopulateState {
   std::vector<std::string> missing;
 };
 
-// True when the store holds `name` or anything under "name.".
-inline bool store_has(const io::BufferStore& store, const std::string& name) {
-  if (store.contains(name)) return true;
-  for (const auto& n : store.names())
-    if (n.size() > name.size() && n.starts_with(name) && n[name.size()] == '.') return true;
-  return false;
-}
-
 template <typename T>
 void populate_into(T& value, const std::string& name, PopulateState& state) {
   if constexpr (std::is_same_v<T, Tensor>) {
@@ -98,7 +90,7 @@ void populate_into(T& value, const std::string& name, PopulateState& state) {
     else state.missing.push_back(name);
   } else if constexpr (IsOptional<T>::value) {
     // An optional is present exactly when the store has its weights.
-    if (store_has(state.store, name)) {
+    if (state.store.contains_prefix(name)) {
       value.emplace();
       populate_into(*value, name, state);
     } else {

@@ -64,6 +64,13 @@ void BufferStore::add(std::string name, HostBuffer buffer, std::string file) {
   if (!inserted) fail("tensor '{}' is in both '{}' and '{}'", it->first, it->second.file, file);
 }
 
+bool BufferStore::contains_prefix(std::string_view name) const {
+  if (contains(name)) return true;
+  const std::string start = std::string(name) + ".";
+  auto it = tensors_.lower_bound(start);
+  return it != tensors_.end() && it->first.starts_with(start);
+}
+
 std::vector<std::string> BufferStore::names() const {
   std::vector<std::string> out;
   out.reserve(tensors_.size());

@@ -19,6 +19,8 @@ class BufferStore {
   void add(std::string name, HostBuffer buffer, std::string file);
 
   bool contains(std::string_view name) const { return tensors_.find(name) != tensors_.end(); }
+  // True if `name` is a tensor or some tensor is named "name.<more>".
+  bool contains_prefix(std::string_view name) const;
   size_t size() const { return tensors_.size(); }
   std::vector<std::string> names() const;  // sorted
   // The tensor called `name` (zero copy). A missing name is an error that

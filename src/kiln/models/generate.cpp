@@ -69,13 +69,14 @@ Generator::Generator(const Platform& platform, const std::filesystem::path& mode
                   name(dtype), load_seconds_));
 }
 
-Generator::Step Generator::compile_step(int64_t tokens) {
+const Generator::Step& Generator::step_for(int64_t tokens) {
+  if (auto it = steps_.find(tokens); it != steps_.end()) return it->second;
   const auto start = Clock::now();
   const Shape cache = model_.cache_shape(1, capacity_, dtype_);
   auto exe = compile(platform_, &llama::CausalLM::forward, model_, Shape({{"b", 1}, {"s", tokens}}, DType::i32), cache,
                      cache, Shape(DType::i32));
   if (progress_) progress_(fmt::format("compiled the {}-token step in {:.2f} s", tokens, seconds_since(start)));
-  return exe.prepare(weights_);
+  return steps_.emplace(tokens, exe.prepare(weights_)).first->second;
 }
 
 Buffer Generator::tokens_buffer(const std::vector<int>& ids) const {
@@ -85,7 +86,7 @@ Buffer Generator::tokens_buffer(const std::vector<int>& ids) const {
 }
 
 HostBuffer Generator::prompt_logits(const std::vector<int>& prompt) {
-  Step step = compile_step(static_cast<int64_t>(prompt.size()));
+  const Step& step = step_for(static_cast<int64_t>(prompt.size()));
   const Shape cache = model_.cache_shape(1, capacity_, dtype_);
   HostBuffer zero = HostBuffer::allocate(Shape(DType::i32));
   auto [logits, k, v] = step(tokens_buffer(prompt), donate(Buffer::from(platform_, HostBuffer::allocate(cache))),
@@ -110,8 +111,8 @@ GenerateResult Generator::generate_ids(std::vector<int> prompt, const GenerateOp
       fail("generate: token id {} is outside the vocabulary of {}", id, model_.config.vocab_size);
   const int64_t new_tokens = std::min(options.max_new_tokens, capacity_ - prompt_length);
 
-  Step prefill = compile_step(prompt_length);
-  Step decode = compile_step(1);
+  const Step& prefill = step_for(prompt_length);
+  const Step& decode = step_for(1);
   const int64_t voc = model_.config.vocab_size;
   auto compile_sampler = [&](int64_t s) {
     return compile_fn(

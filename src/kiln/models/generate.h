@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -56,7 +57,8 @@ class Generator {
 
  private:
   using Step = Executable<std::tuple<Buffer, Buffer, Buffer>>;
-  Step compile_step(int64_t tokens);
+  // The prepared executable for `tokens` new tokens per call (compiled once).
+  const Step& step_for(int64_t tokens);
   Buffer tokens_buffer(const std::vector<int>& ids) const;
 
   Platform platform_;
@@ -66,6 +68,7 @@ class Generator {
   llama::CausalLM model_;
   Weights<llama::CausalLM> weights_;
   Tokenizer tokenizer_;
+  std::map<int64_t, Step> steps_;
   int64_t capacity_ = 0;
   double load_seconds_ = 0;
 };
