@@ -9,6 +9,7 @@
 
 #include "kiln/io/metadata.h"
 #include "kiln/io/open.h"
+#include "kiln/io/safetensors.h"
 
 namespace {
 
