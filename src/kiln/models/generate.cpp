@@ -146,12 +146,15 @@ GenerateResult Generator::generate_ids(std::vector<int> prompt, const GenerateOp
 
   GenerateResult result;
   result.prompt_tokens = prompt;
-  std::string printed;
+  // Decode the prompt and everything generated so far, and hand out the new
+  // suffix: a piece's leading space depends on what precedes it.
+  const std::string prompt_text = tokenizer_.decode(prompt);
+  std::vector<int> all = prompt;
+  std::string printed = prompt_text;
   auto emit = [&](int id) {
     result.tokens.push_back(id);
-    // Decode everything so far and print the new suffix: pieces join with
-    // spaces that depend on their neighbours.
-    const std::string text = tokenizer_.decode(result.tokens);
+    all.push_back(id);
+    const std::string text = tokenizer_.decode(all);
     if (on_text && text.size() > printed.size() && text.starts_with(printed)) on_text(text.substr(printed.size()));
     printed = text;
   };
@@ -174,7 +177,7 @@ GenerateResult Generator::generate_ids(std::vector<int> prompt, const GenerateOp
     emit(token);
   }
   result.decode_seconds = seconds_since(start);
-  result.text = printed;
+  result.text = printed.starts_with(prompt_text) ? printed.substr(prompt_text.size()) : tokenizer_.decode(result.tokens);
   return result;
 }
 
