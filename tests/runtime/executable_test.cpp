@@ -113,6 +113,22 @@ TEST(Executable, DonationReusesMemoryAndConsumesTheBuffer) {
   EXPECT_ERROR(exe(cache, updated, Buffer::from(platform, pos)), "argument 0 was donated");
 }
 
+template <typename T>
+struct SumAndProduct {
+  T sum, product;
+  BOOST_DESCRIBE_CLASS(SumAndProduct, (), (sum, product), (), ())
+};
+
+TEST(Executable, StructResults) {
+  const Platform platform = Platform::cpu();
+  auto exe = compile_fn(
+      platform, [](Tensor a, Tensor b) { return SumAndProduct<Tensor>{a + b, a * b}; }, Shape({2}), Shape({2}));
+  SumAndProduct<Buffer> out = exe(Buffer::from(platform, values(Shape({2}), {2, 3})),
+                                  Buffer::from(platform, values(Shape({2}), {4, 5})));
+  EXPECT_EQ(floats(out.sum), (std::vector<float>{6, 8}));
+  EXPECT_EQ(floats(out.product), (std::vector<float>{8, 15}));
+}
+
 TEST(Executable, TupleAndVectorResults) {
   const Platform platform = Platform::cpu();
   auto exe = compile_fn(

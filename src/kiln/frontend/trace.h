@@ -5,8 +5,12 @@
 //   ir::Graph g = kiln::trace([](Tensor x, Tensor w) { return x.dot(w, "d").relu(); },
 //                             Shape({{"b", 4}, {"d", 8}}), Shape({{"d", 8}, {"o", 2}}));
 //
-// The function may return a Tensor, a std::tuple/std::pair of Tensors or a
-// std::vector<Tensor>; they become the graph's outputs in order.
+// The function may return a Tensor, a std::tuple/std::pair of Tensors, a
+// std::vector<Tensor> or a described struct of Tensors; they become the
+// graph's outputs in order.
+#include <boost/describe.hpp>
+#include <boost/mp11/algorithm.hpp>
+
 #include <array>
 #include <string>
 #include <tuple>
@@ -42,6 +46,13 @@ template <typename A, typename B>
 void collect(std::vector<ir::Value>& out, const std::pair<A, B>& p) {
   collect(out, p.first);
   collect(out, p.second);
+}
+// A described struct of outputs (see compile.h): its fields in order.
+template <typename T>
+  requires boost::describe::has_describe_members<T>::value
+void collect(std::vector<ir::Value>& out, const T& outputs) {
+  using Members = boost::describe::describe_members<T, boost::describe::mod_public>;
+  boost::mp11::mp_for_each<Members>([&](auto member) { collect(out, outputs.*member.pointer); });
 }
 
 }  // namespace detail

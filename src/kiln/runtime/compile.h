@@ -41,6 +41,11 @@ template <>
 struct BufferType<std::pair<Tensor, Tensor>> {
   using type = std::pair<Buffer, Buffer>;
 };
+template <template <typename> class S>
+  requires boost::describe::has_describe_members<S<Tensor>>::value
+struct BufferType<S<Tensor>> {
+  using type = S<Buffer>;
+};
 
 template <typename>
 using AsTensor = Tensor;

@@ -3,9 +3,18 @@
 // parameters of a model's executable are its weights; prepare(weights)
 // binds them once and returns an executable taking the remaining arguments
 // (partial application). Calls check each argument's dims and dtype against
-// the compiled ones and return the outputs as Buffers: a Buffer, a
-// std::tuple/std::pair of Buffers, or a std::vector<Buffer>, mirroring what
-// the traced function returned.
+// the compiled ones and return the outputs as Buffers, mirroring what the
+// traced function returned: a Buffer, a std::tuple/std::pair of Buffers, a
+// std::vector<Buffer>, or Outputs<Buffer> for a function returning
+// Outputs<Tensor>, a struct template described inside its body:
+//
+//   template <typename T> struct Step {
+//     T logits, cache;
+//     BOOST_DESCRIBE_CLASS(Step, (), (logits, cache), (), ())
+//   };
+#include <boost/describe.hpp>
+#include <boost/mp11/algorithm.hpp>
+
 #include <span>
 #include <string>
 #include <tuple>
@@ -69,6 +78,19 @@ struct ResultTraits<std::tuple<Bs...>> {
 template <>
 struct ResultTraits<std::pair<Buffer, Buffer>> {
   static std::pair<Buffer, Buffer> make(std::vector<Buffer>& out) { return {out.at(0), out.at(1)}; }
+};
+// Outputs<Buffer> for a struct template Outputs<T> whose fields are all T
+// and described with BOOST_DESCRIBE_CLASS: filled in field order.
+template <template <typename> class S>
+  requires boost::describe::has_describe_members<S<Buffer>>::value
+struct ResultTraits<S<Buffer>> {
+  static S<Buffer> make(std::vector<Buffer>& out) {
+    S<Buffer> result{};
+    size_t next = 0;
+    using Members = boost::describe::describe_members<S<Buffer>, boost::describe::mod_public>;
+    boost::mp11::mp_for_each<Members>([&](auto member) { result.*member.pointer = out.at(next++); });
+    return result;
+  }
 };
 
 }  // namespace detail
