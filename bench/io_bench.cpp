@@ -21,9 +21,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 void create(const std::filesystem::path& path, uint64_t total_bytes, int tensors) {
   fmt::print("creating {} ({} tensors, {:.1f} GiB)...\n", path.string(), tensors, total_bytes / 1073741824.0);
@@ -70,8 +68,8 @@ int main(int argc, char** argv) {
       largest = std::max(largest, probe.get(name).shape().byte_size());
       bytes += probe.get(name).shape().byte_size();
     }
-    std::vector<std::byte> destination(largest, std::byte{1});   // resident before timing
-    std::vector<std::byte> resident(bytes, std::byte{2});        // memcpy baseline source
+    std::vector<std::byte> destination(largest, std::byte{1});  // resident before timing
+    std::vector<std::byte> resident(bytes, std::byte{2});       // memcpy baseline source
 
     double mapped_best = 1e9, memcpy_best = 1e9;
     for (int rep = 0; rep < 5; ++rep) {

@@ -30,8 +30,8 @@ int main() {
       },
       kiln::Shape({{"n", 3}}));
 
-  RunningMax state;     // owned here; must outlive the calls
-  exe.bind(&state);     // this executable's state
+  RunningMax state;  // owned here; must outlive the calls
+  exe.bind(&state);  // this executable's state
   for (float start : {0.1f, 0.5f, 0.2f}) {
     kiln::HostBuffer x = kiln::HostBuffer::allocate(kiln::Shape({{"n", 3}}));
     for (int i = 0; i < 3; ++i) x.mutable_span<float>()[i] = start + 0.1f * static_cast<float>(i);

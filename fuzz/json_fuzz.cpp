@@ -1,11 +1,12 @@
 // Fuzzes the JSON inputs beside the weights: config.json flattening (typed
 // metadata) and the sharded index layout checks. Any input must either be
 // accepted or raise kiln::Error.
+#include <unistd.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <string_view>
-#include <unistd.h>
 
 #include "kiln/io/metadata.h"
 #include "kiln/io/open.h"

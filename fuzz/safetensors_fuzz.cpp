@@ -7,8 +7,8 @@
 #include "kiln/io/safetensors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto bytes = std::vector<std::byte>(reinterpret_cast<const std::byte*>(data),
-                                      reinterpret_cast<const std::byte*>(data) + size);
+  auto bytes =
+      std::vector<std::byte>(reinterpret_cast<const std::byte*>(data), reinterpret_cast<const std::byte*>(data) + size);
   try {
     auto file = kiln::io::parse_safetensors(kiln::io::from_bytes(std::move(bytes), "fuzz"));
     const auto all = file.source->bytes();

@@ -67,9 +67,7 @@ void check_encoding(const char* expected_name, Encode encode, Decode decode) {
 
 TEST(DType, F32ToF16MatchesNumPy) { check_encoding<uint16_t>("to_f16", f32_to_f16, f16_to_f32); }
 TEST(DType, F32ToBF16MatchesPyTorch) { check_encoding<uint16_t>("to_bf16", f32_to_bf16, bf16_to_f32); }
-TEST(DType, F32ToF8E4M3FNMatchesReference) {
-  check_encoding<uint8_t>("to_f8e4m3fn", f32_to_f8e4m3fn, f8e4m3fn_to_f32);
-}
+TEST(DType, F32ToF8E4M3FNMatchesReference) { check_encoding<uint8_t>("to_f8e4m3fn", f32_to_f8e4m3fn, f8e4m3fn_to_f32); }
 TEST(DType, F32ToF8E5M2MatchesReference) { check_encoding<uint8_t>("to_f8e5m2", f32_to_f8e5m2, f8e5m2_to_f32); }
 
 // Every bit pattern decodes to the reference value (NaN to NaN, -0 to -0).
@@ -92,16 +90,16 @@ TEST(DType, BF16ToF32SampledPatterns) {
   ASSERT_EQ(bits.size(), expected.size());
   for (size_t i = 0; i < bits.size(); ++i) {
     const float got = bf16_to_f32(bits[i]);
-    if (std::isnan(expected[i])) EXPECT_TRUE(std::isnan(got)) << bits[i];
-    else EXPECT_EQ(std::bit_cast<uint32_t>(got), std::bit_cast<uint32_t>(expected[i])) << bits[i];
+    if (std::isnan(expected[i]))
+      EXPECT_TRUE(std::isnan(got)) << bits[i];
+    else
+      EXPECT_EQ(std::bit_cast<uint32_t>(got), std::bit_cast<uint32_t>(expected[i])) << bits[i];
   }
 }
 TEST(DType, F8E4M3FNToF32AllPatterns) {
   check_all_decodings<uint8_t>(tensor<float>("f8e4m3fn_all_to_f32"), f8e4m3fn_to_f32);
 }
-TEST(DType, F8E5M2ToF32AllPatterns) {
-  check_all_decodings<uint8_t>(tensor<float>("f8e5m2_all_to_f32"), f8e5m2_to_f32);
-}
+TEST(DType, F8E5M2ToF32AllPatterns) { check_all_decodings<uint8_t>(tensor<float>("f8e5m2_all_to_f32"), f8e5m2_to_f32); }
 
 // Round trips: every non-NaN pattern survives small -> f32 -> small.
 TEST(DType, RoundTripsAreExact) {

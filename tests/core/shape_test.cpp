@@ -7,7 +7,6 @@
 namespace kiln {
 namespace {
 
-
 TEST(Shape, CountsBytesAndStrides) {
   Shape s({2, 3, 4}, DType::bf16);
   EXPECT_EQ(s.rank(), 3);

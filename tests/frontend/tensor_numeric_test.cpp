@@ -31,8 +31,10 @@ HostBuffer run2(F fn, const HostBuffer& a, const HostBuffer& b) {
 const testing::Tolerance kComposite{1e-5, 1e-6};
 
 TEST(TensorNumeric, Activations) {
-  EXPECT_TRUE(testing::all_close(run1([](Tensor t) { return t.softmax("d"); }, x()), fx().get("softmax_d"), kComposite));
-  EXPECT_TRUE(testing::all_close(run1([](Tensor t) { return t.softmax("s"); }, x()), fx().get("softmax_s"), kComposite));
+  EXPECT_TRUE(
+      testing::all_close(run1([](Tensor t) { return t.softmax("d"); }, x()), fx().get("softmax_d"), kComposite));
+  EXPECT_TRUE(
+      testing::all_close(run1([](Tensor t) { return t.softmax("s"); }, x()), fx().get("softmax_s"), kComposite));
   EXPECT_TRUE(testing::all_close(run1([](Tensor t) { return t.gelu(); }, x()), fx().get("gelu_erf"), kComposite));
   EXPECT_TRUE(testing::all_close(run1([](Tensor t) { return t.gelu(GeluApproximation::tanh); }, x()),
                                  fx().get("gelu_tanh"), kComposite));
@@ -70,11 +72,16 @@ TEST(TensorNumeric, AttentionScoresByTags) {
 TEST(TensorNumeric, SplitTransposeMerge) {
   HostBuffer y = fx().get("y").with_tags({"b", "s", "d"});
   HostBuffer heads = run1(
-      [](Tensor t) { return t.split_axis("d", {{"h", 2}, {"hd", auto_dim}}).transpose({"b", "h", "s", "hd"}); }, y);
+      [](Tensor t) {
+        return t.split_axis("d", {{"h", 2}, {"hd", auto_dim}}).transpose({"b", "h", "s", "hd"});
+      },
+      y);
   EXPECT_TRUE(testing::all_close(heads, fx().get("y_heads")));
   HostBuffer back = run1(
       [](Tensor t) {
-        return t.split_axis("d", {{"h", 2}, {"hd", auto_dim}}).transpose({"b", "h", "s", "hd"}).merge({"h", "hd"}, "d")
+        return t.split_axis("d", {{"h", 2}, {"hd", auto_dim}})
+            .transpose({"b", "h", "s", "hd"})
+            .merge({"h", "hd"}, "d")
             .transpose({"b", "s", "d"});
       },
       y);

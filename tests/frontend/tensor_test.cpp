@@ -75,7 +75,11 @@ TEST(Tensor, DotErrors) {
 
 TEST(Tensor, SplitMergeTranspose) {
   const Shape x({{"b", 2}, {"s", 3}, {"d", 8}});
-  EXPECT_EQ(traced_shape([](Tensor t) { return t.split_axis("d", {{"h", 2}, {"hd", auto_dim}}); }, x),
+  EXPECT_EQ(traced_shape(
+                [](Tensor t) {
+                  return t.split_axis("d", {{"h", 2}, {"hd", auto_dim}});
+                },
+                x),
             Shape({{"b", 2}, {"s", 3}, {"h", 2}, {"hd", 4}}));
   EXPECT_EQ(traced_shape(
                 [](Tensor t) {
@@ -84,12 +88,24 @@ TEST(Tensor, SplitMergeTranspose) {
                 x),
             Shape({{"b", 2}, {"h", 2}, {"s", 3}, {"hd", 4}}));
   // merge moves the named axes together in the order given.
-  EXPECT_EQ(traced_shape([](Tensor t) { return t.merge({"h", "hd"}, "d"); },
-                         Shape({{"b", 2}, {"h", 2}, {"s", 3}, {"hd", 4}})),
+  EXPECT_EQ(traced_shape(
+                [](Tensor t) {
+                  return t.merge({"h", "hd"}, "d");
+                },
+                Shape({{"b", 2}, {"h", 2}, {"s", 3}, {"hd", 4}})),
             Shape({{"b", 2}, {"d", 8}, {"s", 3}}));
-  EXPECT_ERROR(trace([](Tensor t) { return t.split_axis("d", {{"h", 3}, {"hd", auto_dim}}); }, x),
+  EXPECT_ERROR(trace(
+                   [](Tensor t) {
+                     return t.split_axis("d", {{"h", 3}, {"hd", auto_dim}});
+                   },
+                   x),
                "[split_axis] parts do not multiply to the size 8 of axis 'd'");
-  EXPECT_ERROR(trace([](Tensor t) { return t.transpose({"b", "s"}); }, x), "[transpose] names 2 axes but the tensor has 3");
+  EXPECT_ERROR(trace(
+                   [](Tensor t) {
+                     return t.transpose({"b", "s"});
+                   },
+                   x),
+               "[transpose] names 2 axes but the tensor has 3");
 }
 
 TEST(Tensor, ReductionsAndTags) {
@@ -97,7 +113,11 @@ TEST(Tensor, ReductionsAndTags) {
   EXPECT_EQ(traced_shape([](Tensor t) { return t.softmax("d"); }, bsd), bsd);
   EXPECT_EQ(traced_shape([](Tensor t) { return t.argmax("d"); }, bsd), Shape({{"b", 2}, {"s", 3}}, DType::i64));
   EXPECT_EQ(traced_shape([](Tensor t) { return t.rename({{"d", "k"}}); }, bsd), Shape({{"b", 2}, {"s", 3}, {"k", 4}}));
-  EXPECT_EQ(traced_shape([](Tensor t) { return t.with_tags({"x", "y", "z"}); }, Shape({2, 3, 4})),
+  EXPECT_EQ(traced_shape(
+                [](Tensor t) {
+                  return t.with_tags({"x", "y", "z"});
+                },
+                Shape({2, 3, 4})),
             Shape({{"x", 2}, {"y", 3}, {"z", 4}}));
   EXPECT_ERROR(trace([](Tensor t) { return t.sum("q"); }, bsd), "no axis tagged 'q' in shape {b=2,s=3,d=4} f32");
 }
@@ -108,12 +128,17 @@ TEST(Tensor, GatherSliceUpdateConcatenate) {
             Shape({{"b", 2}, {"s", 3}, {"d", 4}}));
   EXPECT_EQ(traced_shape([](Tensor t) { return t.slice("s", 1, 3); }, bsd), Shape({{"b", 2}, {"s", 2}, {"d", 4}}));
   // A KV-cache style update: the new entry's axes are aligned by tag.
-  EXPECT_EQ(traced_shape([](Tensor cache, Tensor entry,
-                            Tensor pos) { return cache.dynamic_update_slice({{"s", pos}}, entry); },
-                         bsd, Shape({{"d", 4}, {"s", 1}, {"b", 2}}), Shape(DType::i32)),
+  EXPECT_EQ(traced_shape(
+                [](Tensor cache, Tensor entry, Tensor pos) {
+                  return cache.dynamic_update_slice({{"s", pos}}, entry);
+                },
+                bsd, Shape({{"d", 4}, {"s", 1}, {"b", 2}}), Shape(DType::i32)),
             bsd);
-  EXPECT_EQ(traced_shape([](Tensor a, Tensor b) { return concatenate({a, b}, "s"); }, bsd,
-                         Shape({{"s", 5}, {"b", 2}, {"d", 4}})),
+  EXPECT_EQ(traced_shape(
+                [](Tensor a, Tensor b) {
+                  return concatenate({a, b}, "s");
+                },
+                bsd, Shape({{"s", 5}, {"b", 2}, {"d", 4}})),
             Shape({{"b", 2}, {"s", 8}, {"d", 4}}));
 }
 

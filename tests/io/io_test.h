@@ -15,11 +15,8 @@ class IoTest : public ::testing::TestWithParam<SourceKind> {
   SourcePtr source(const std::string& path) const { return open_source(path, GetParam()); }
 };
 
-#define KILN_IO_TEST_SUITE(suite)                                                        \
-  INSTANTIATE_TEST_SUITE_P(BothSources, suite,                                           \
-                           ::testing::Values(SourceKind::mapped, SourceKind::in_memory), \
-                           [](const auto& info) {                                        \
-                             return info.param == SourceKind::mapped ? "mapped" : "in_memory"; \
-                           })
+#define KILN_IO_TEST_SUITE(suite)                                                                            \
+  INSTANTIATE_TEST_SUITE_P(BothSources, suite, ::testing::Values(SourceKind::mapped, SourceKind::in_memory), \
+                           [](const auto& info) { return info.param == SourceKind::mapped ? "mapped" : "in_memory"; })
 
 }  // namespace kiln::io

@@ -100,8 +100,8 @@ TEST_P(Safetensors, WriteThenReadRoundTrips) {
   EXPECT_EQ(store.metadata<std::string>("format"), "pt");
 
   // In-memory serialization produces the same bytes as the file.
-  auto bytes = serialize_safetensors({{"z.a", a}, {"b", b}, {"strided", strided}, {"scalar", scalar}},
-                                     {{"format", "pt"}});
+  auto bytes =
+      serialize_safetensors({{"z.a", a}, {"b", b}, {"strided", strided}, {"scalar", scalar}}, {{"format", "pt"}});
   SourcePtr written = read_file(path);
   auto on_disk = written->bytes();
   EXPECT_TRUE(std::equal(bytes.begin(), bytes.end(), on_disk.begin(), on_disk.end()));

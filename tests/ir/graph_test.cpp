@@ -21,7 +21,8 @@ TEST(Graph, PrintIsStableAndReadable) {
   const std::string expected =
       "%0 = parameter() {name=\"x\"} : {b=2,d=3} f32\n"
       "%1 = parameter() {name=\"w\"} : {d=3,o=4} f32\n"
-      "%2 = dot_general(%0, %1) {lhs_batch=[], rhs_batch=[], lhs_contracting=[1], rhs_contracting=[0]} : {b=2,o=4} f32\n"
+      "%2 = dot_general(%0, %1) {lhs_batch=[], rhs_batch=[], lhs_contracting=[1], rhs_contracting=[0]} : {b=2,o=4} "
+      "f32\n"
       "%3 = top_k(%2) {k=2} : ({b=2,o=2} f32, {b=2,o=2} i32)\n"
       "return %2, %3#1\n";
   EXPECT_EQ(print(small_graph()), expected);

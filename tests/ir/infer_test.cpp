@@ -28,7 +28,8 @@ TEST(Infer, ElementwiseErrors) {
                "[add] operands have different dims: lhs {b=4,d=8} f32, rhs {4,9} f32");
   EXPECT_ERROR(run(Op::mul, {f32_4x8, f32_4x8.with_dtype(DType::bf16)}),
                "[mul] operands have different dtypes (f32 and bf16); insert an explicit convert");
-  EXPECT_ERROR(run(Op::exp, {Shape({3}, DType::i32)}), "[exp] i32 is not supported; expected a float type: operand {3} i32");
+  EXPECT_ERROR(run(Op::exp, {Shape({3}, DType::i32)}),
+               "[exp] i32 is not supported; expected a float type: operand {3} i32");
   EXPECT_ERROR(run(Op::popcnt, {Shape({3}, DType::f32)}), "[popcnt] f32 is not supported; expected an integer type");
   EXPECT_ERROR(run(Op::and_, {Shape({3}, DType::f32), Shape({3}, DType::f32)}), "[and] f32 is not supported");
   EXPECT_ERROR(run(Op::neg, {Shape({3}, DType::u8)}), "[neg] u8 is not supported; expected a signed type");
@@ -42,9 +43,11 @@ TEST(Infer, SelectAndClamp) {
   EXPECT_EQ(run(Op::select, {pred, f32_4x8, f32_4x8})[0], f32_4x8);
   EXPECT_EQ(run(Op::select, {Shape(DType::bool_), f32_4x8, f32_4x8})[0], f32_4x8);
   EXPECT_ERROR(run(Op::select, {f32_4x8, f32_4x8, f32_4x8}), "[select] pred must be bool, not f32: pred {b=4,d=8} f32");
-  EXPECT_ERROR(run(Op::select, {pred, f32_4x8, Shape({4, 8}, DType::f16)}), "[select] on_true and on_false have different dtypes");
+  EXPECT_ERROR(run(Op::select, {pred, f32_4x8, Shape({4, 8}, DType::f16)}),
+               "[select] on_true and on_false have different dtypes");
   EXPECT_EQ(run(Op::clamp, {Shape(), f32_4x8, Shape()})[0], f32_4x8);
-  EXPECT_ERROR(run(Op::clamp, {Shape({3}), f32_4x8, Shape()}), "[clamp] min and max must be scalars or have the dims of the operand: min {3} f32");
+  EXPECT_ERROR(run(Op::clamp, {Shape({3}), f32_4x8, Shape()}),
+               "[clamp] min and max must be scalars or have the dims of the operand: min {3} f32");
 }
 
 TEST(Infer, ConvertAndBitcast) {
@@ -68,8 +71,10 @@ TEST(Infer, MovementShapes) {
   EXPECT_ERROR(run(Op::slice, {f32_4x8}, SliceAttrs{{0, 2}, {4, 9}, {1, 1}}),
                "[slice] range [2, 9) is outside axis 'd' of size 8: operand {b=4,d=8} f32");
   EXPECT_EQ(run(Op::pad, {Shape({3}), Shape()}, PadAttrs{{-1}, {2}, {1}})[0], Shape({6}));
-  EXPECT_ERROR(run(Op::pad, {Shape({3}), Shape()}, PadAttrs{{0}, {0}, {-1}}), "[pad] interior padding -1 on axis 0 must be >= 0");
-  EXPECT_ERROR(run(Op::pad, {Shape({3}), Shape()}, PadAttrs{{-3}, {-1}, {0}}), "[pad] axis 0 would have negative size -1");
+  EXPECT_ERROR(run(Op::pad, {Shape({3}), Shape()}, PadAttrs{{0}, {0}, {-1}}),
+               "[pad] interior padding -1 on axis 0 must be >= 0");
+  EXPECT_ERROR(run(Op::pad, {Shape({3}), Shape()}, PadAttrs{{-3}, {-1}, {0}}),
+               "[pad] axis 0 would have negative size -1");
   EXPECT_EQ(run(Op::concatenate, {Shape({2, 3}), Shape({5, 3})}, ConcatenateAttrs{0})[0], Shape({7, 3}));
   EXPECT_ERROR(run(Op::concatenate, {Shape({2, 3}), Shape({5, 4})}, ConcatenateAttrs{0}),
                "[concatenate] operand 1 differs on axis 1 (4 vs 3): operand0 {2,3} f32, operand1 {5,4} f32");
@@ -110,7 +115,8 @@ TEST(Infer, Reductions) {
   auto arg = run(Op::reduce, {f32_4x8}, ReduceAttrs{ReduceKind::argmax, {1}, DType::i32});
   ASSERT_EQ(arg.size(), 2u);
   EXPECT_EQ(arg[1], Shape({{"b", 4}}, DType::i32));
-  EXPECT_ERROR(run(Op::reduce, {f32_4x8}, ReduceAttrs{ReduceKind::sum, {2}}), "[reduce] reduce axis 2 is out of range for rank 2");
+  EXPECT_ERROR(run(Op::reduce, {f32_4x8}, ReduceAttrs{ReduceKind::sum, {2}}),
+               "[reduce] reduce axis 2 is out of range for rank 2");
   EXPECT_ERROR(run(Op::reduce, {f32_4x8}, ReduceAttrs{ReduceKind::and_, {0}}), "[reduce] f32 is not supported");
   ReduceWindowAttrs w{ReduceKind::max, {1, 3}, {1, 2}, {0, 1}, {0, 1}, {1, 1}, {1, 1}};
   EXPECT_EQ(run(Op::reduce_window, {f32_4x8}, w)[0], Shape({{"b", 4}, {"d", 4}}));
@@ -129,7 +135,8 @@ TEST(Infer, DotGeneral) {
   DotAttrs mixed{{}, {}, {1}, {0}, DType::f32};
   EXPECT_EQ(run(Op::dot_general, {Shape({2, 3}, DType::bf16), Shape({3, 5}, DType::bf16)}, mixed)[0], Shape({2, 5}));
   DotAttrs bad{{}, {}, {1}, {0}, DType::i32};
-  EXPECT_ERROR(run(Op::dot_general, {Shape({2, 3}), Shape({3, 5})}, bad), "[dot_general] result dtype i32 does not match");
+  EXPECT_ERROR(run(Op::dot_general, {Shape({2, 3}), Shape({3, 5})}, bad),
+               "[dot_general] result dtype i32 does not match");
 }
 
 TEST(Infer, Convolution) {
@@ -146,7 +153,8 @@ TEST(Infer, SortTopKRngIota) {
   auto topk = run(Op::top_k, {Shape({3, 10})}, TopKAttrs{4});
   EXPECT_EQ(topk[0], Shape({3, 4}));
   EXPECT_EQ(topk[1], Shape({3, 4}, DType::i32));
-  EXPECT_ERROR(run(Op::top_k, {Shape({3, 10})}, TopKAttrs{11}), "[top_k] k = 11 is outside [0, 10]: operand {3,10} f32");
+  EXPECT_ERROR(run(Op::top_k, {Shape({3, 10})}, TopKAttrs{11}),
+               "[top_k] k = 11 is outside [0, 10]: operand {3,10} f32");
   EXPECT_EQ(run(Op::rng, {Shape({2}, DType::u32)}, RngAttrs{RngDistribution::normal, Shape({5})})[0], Shape({5}));
   EXPECT_ERROR(run(Op::rng, {Shape({2}, DType::u64)}, RngAttrs{RngDistribution::normal, Shape({5})}),
                "[rng] the key must be u32 [2]: operand {2} u64");

@@ -69,8 +69,10 @@ TEST(LlamaParity, Bf16StaysCloseToPyTorch) {
   const HostBuffer f32_torch = expected().get("prompt0.logits");
   // Logits are returned in f32 but computed with bf16 weights and
   // activations: each layer adds relative errors of a few 2^-8.
-  EXPECT_TRUE(testing::all_close(logits.reshape(f32_torch.shape()), f32_torch, testing::Tolerance{0.05, 0.25}, "vs f32"));
-  EXPECT_TRUE(testing::all_close(logits.reshape(bf16_torch.shape()), bf16_torch, testing::Tolerance{0.05, 0.25}, "vs bf16"));
+  EXPECT_TRUE(
+      testing::all_close(logits.reshape(f32_torch.shape()), f32_torch, testing::Tolerance{0.05, 0.25}, "vs f32"));
+  EXPECT_TRUE(
+      testing::all_close(logits.reshape(bf16_torch.shape()), bf16_torch, testing::Tolerance{0.05, 0.25}, "vs bf16"));
   // The most likely next token agrees at the last position.
   const int64_t voc = f32_torch.shape().dim(1), last = f32_torch.shape().dim(0) - 1;
   auto argmax = [&](const float* row) { return std::max_element(row, row + voc) - row; };

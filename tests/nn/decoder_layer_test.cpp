@@ -26,13 +26,14 @@ struct LayerOutputs {
   HostBuffer prefill, decode;
 };
 
-LayerOutputs run_layer(const std::string& prefix, DType dtype, const HostBuffer& input, const HostBuffer& decode_input) {
+LayerOutputs run_layer(const std::string& prefix, DType dtype, const HostBuffer& input,
+                       const HostBuffer& decode_input) {
   const io::BufferStore store = fx().view(prefix);
   const Shape cache_shape({{"b", 2}, {"h", 2}, {"t", 6}, {"hd", 8}}, dtype);
-  auto exe_prefill = compile<DecoderLayer>(platform, step, store, input.shape(), cache_shape, cache_shape,
-                                           Shape(DType::i32));
-  auto exe_decode = compile<DecoderLayer>(platform, step, store, decode_input.shape(), cache_shape, cache_shape,
-                                          Shape(DType::i32));
+  auto exe_prefill =
+      compile<DecoderLayer>(platform, step, store, input.shape(), cache_shape, cache_shape, Shape(DType::i32));
+  auto exe_decode =
+      compile<DecoderLayer>(platform, step, store, decode_input.shape(), cache_shape, cache_shape, Shape(DType::i32));
   const Weights<DecoderLayer> weights = load<DecoderLayer>(platform, store);
   auto prefill = exe_prefill.prepare(weights);
   auto decode = exe_decode.prepare(weights);
@@ -51,7 +52,7 @@ LayerOutputs run_layer(const std::string& prefix, DType dtype, const HostBuffer&
 
 TEST(DecoderLayerParity, F32PrefillAndDecodeMatchPyTorch) {
   LayerOutputs run = run_layer("layer", DType::f32, fx().get("input").with_tags({"b", "s", "d"}),
-                      fx().get("decode_input").with_tags({"b", "s", "d"}));
+                               fx().get("decode_input").with_tags({"b", "s", "d"}));
   // f32 throughout; differences come from summation order only.
   const testing::Tolerance tolerance{1e-4, 1e-5};
   EXPECT_TRUE(testing::all_close(run.prefill, fx().get("output"), tolerance, "prefill"));
@@ -62,7 +63,8 @@ TEST(DecoderLayerParity, Bf16MatchesPyTorchBf16) {
   HostBuffer decode_input_bf16 = HostBuffer::allocate(Shape({{"b", 2}, {"s", 1}, {"d", 32}}, DType::bf16));
   const auto f32 = fx().get("decode_input").span<float>();
   for (size_t i = 0; i < f32.size(); ++i) decode_input_bf16.mutable_span<uint16_t>()[i] = f32_to_bf16(f32[i]);
-  LayerOutputs run = run_layer("layer_bf16", DType::bf16, fx().get("input_bf16").with_tags({"b", "s", "d"}), decode_input_bf16);
+  LayerOutputs run =
+      run_layer("layer_bf16", DType::bf16, fx().get("input_bf16").with_tags({"b", "s", "d"}), decode_input_bf16);
   // Both sides round every intermediate to bf16 (8 bits of mantissa) but at
   // different points (kiln keeps RoPE and softmax in f32), so outputs of
   // magnitude ~1-4 agree to a few bf16 ulps.

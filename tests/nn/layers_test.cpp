@@ -1,10 +1,11 @@
 // Layer parity: activations recorded from PyTorch modules
 // (tests/fixtures/make_nn_fixtures.py) replayed through kiln's nn layers,
 // compiled with compile() and run on the CPU platform.
+#include "kiln/nn/layers.h"
+
 #include <gtest/gtest.h>
 
 #include "kiln/nn/attention.h"
-#include "kiln/nn/layers.h"
 #include "kiln/nn/rope.h"
 #include "kiln/runtime/compile.h"
 #include "support/compare.h"
@@ -27,7 +28,8 @@ const testing::Tolerance kF32{2e-5, 1e-6};
 template <typename Layer>
 HostBuffer run_layer(const std::string& prefix, const HostBuffer& x) {
   const io::BufferStore store = fx().view(prefix);
-  auto exe = compile<Layer>(platform, [](const Layer& layer, Tensor t) { return layer(t); }, store, x.shape());
+  auto exe = compile<Layer>(
+      platform, [](const Layer& layer, Tensor t) { return layer(t); }, store, x.shape());
   return exe.prepare(load<Layer>(platform, store))(on_platform(x)).to_host();
 }
 
@@ -36,7 +38,8 @@ TEST(NnParity, LinearWithAndWithoutBias) {
   EXPECT_TRUE(testing::all_close(run_layer<Linear>("linear", x), fx().get("linear.y"), kF32));
   io::BufferStore no_bias;
   no_bias.add("weight", fx().get("linear.weight"), "fixture");
-  auto exe = compile<Linear>(platform, [](const Linear& l, Tensor t) { return l(t); }, no_bias, x.shape());
+  auto exe = compile<Linear>(
+      platform, [](const Linear& l, Tensor t) { return l(t); }, no_bias, x.shape());
   Buffer y = exe.prepare(load<Linear>(platform, no_bias))(on_platform(x));
   EXPECT_TRUE(testing::all_close(y.to_host(), fx().get("linear_nobias.y"), kF32));
 }
@@ -44,7 +47,8 @@ TEST(NnParity, LinearWithAndWithoutBias) {
 TEST(NnParity, LinearBf16) {
   const HostBuffer x = tagged("linear_bf16.x", {"b", "s", "d"});
   // Both sides round the bf16 result once; accumulation order differs.
-  EXPECT_TRUE(testing::all_close(run_layer<Linear>("linear_bf16", x), fx().get("linear_bf16.y"), testing::Tolerance{1.6e-2, 1e-2}));
+  EXPECT_TRUE(testing::all_close(run_layer<Linear>("linear_bf16", x), fx().get("linear_bf16.y"),
+                                 testing::Tolerance{1.6e-2, 1e-2}));
 }
 
 TEST(NnParity, Embedding) {
@@ -122,8 +126,8 @@ TEST(NnParity, AttentionGroupedQueryHeads) {
 TEST(NnParity, AttentionRejectsUngroupableHeads) {
   try {
     compile_fn(
-        platform, [](Tensor q, Tensor k) { return attention(q, k, k); }, Shape({{"b", 1}, {"h", 3}, {"s", 2}, {"hd", 4}}),
-        Shape({{"b", 1}, {"h", 2}, {"t", 2}, {"hd", 4}}));
+        platform, [](Tensor q, Tensor k) { return attention(q, k, k); },
+        Shape({{"b", 1}, {"h", 3}, {"s", 2}, {"hd", 4}}), Shape({{"b", 1}, {"h", 2}, {"t", 2}, {"hd", 4}}));
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("[attention] 3 query heads cannot be grouped over 2 key/value heads"),

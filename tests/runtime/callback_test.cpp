@@ -58,16 +58,17 @@ struct Counter {
 };
 
 TEST(Callback, StateCarriesAcrossCalls) {
-  auto exe = compile_fn(platform, [](Tensor x) { return callback<Counter>({x}, {Shape(DType::i32)})[0]; }, Shape({1}));
+  auto exe = compile_fn(
+      platform, [](Tensor x) { return callback<Counter>({x}, {Shape(DType::i32)})[0]; }, Shape({1}));
   Counter counter;
   exe.bind(&counter);
-  for (int expected = 1; expected <= 4; ++expected)
-    EXPECT_EQ(exe(floats({0})).to_host().span<int32_t>()[0], expected);
+  for (int expected = 1; expected <= 4; ++expected) EXPECT_EQ(exe(floats({0})).to_host().span<int32_t>()[0], expected);
   EXPECT_EQ(counter.calls, 4);
 }
 
 TEST(Callback, EachExecutableHasItsOwnState) {
-  auto a = compile_fn(platform, [](Tensor x) { return callback<Counter>({x}, {Shape(DType::i32)})[0]; }, Shape({1}));
+  auto a = compile_fn(
+      platform, [](Tensor x) { return callback<Counter>({x}, {Shape(DType::i32)})[0]; }, Shape({1}));
   auto b = a;  // same program, separate bindings
   Counter first, second;
   a.bind(&first);
@@ -94,7 +95,8 @@ struct Thrower {
 };
 
 TEST(Callback, ExceptionsSurfaceAndTheExecutableStaysUsable) {
-  auto exe = compile_fn(platform, [](Tensor x) { return callback<Thrower>({x}, {x.shape()})[0]; }, Shape({{"n", 2}}));
+  auto exe = compile_fn(
+      platform, [](Tensor x) { return callback<Thrower>({x}, {x.shape()})[0]; }, Shape({{"n", 2}}));
   Thrower thrower;
   exe.bind(&thrower);
   EXPECT_ERROR(exe(floats({1, 2})), "[callback] 'Thrower' threw: the library said no");
@@ -138,14 +140,16 @@ struct Increment {
 };
 
 TEST(Callback, AliasesStartFromTheInput) {
-  auto exe = compile_fn(platform, [](Tensor x) { return callback<Increment>({x}, {x.shape()})[0]; }, Shape({{"n", 2}}));
+  auto exe = compile_fn(
+      platform, [](Tensor x) { return callback<Increment>({x}, {x.shape()})[0]; }, Shape({{"n", 2}}));
   Increment inc;
   exe.bind(&inc);
   EXPECT_EQ(values(exe(floats({1, 2}))), (std::vector<float>{2, 3}));
 }
 
 TEST(Callback, PrintShowsLabelShapeAndValuesAndKeepsTheResult) {
-  auto exe = compile_fn(platform, [](Tensor x) { return (x * 3.0).print("tripled") + 1.0; }, Shape({{"n", 3}}));
+  auto exe = compile_fn(
+      platform, [](Tensor x) { return (x * 3.0).print("tripled") + 1.0; }, Shape({{"n", 3}}));
   ::testing::internal::CaptureStdout();
   Buffer y = exe(floats({1, 2, 3}));
   const std::string printed = ::testing::internal::GetCapturedStdout();
@@ -154,7 +158,8 @@ TEST(Callback, PrintShowsLabelShapeAndValuesAndKeepsTheResult) {
 }
 
 TEST(Callback, PrintSummarisesLargeTensors) {
-  auto exe = compile_fn(platform, [](Tensor x) { return x.print("big"); }, Shape({{"n", 20}}));
+  auto exe = compile_fn(
+      platform, [](Tensor x) { return x.print("big"); }, Shape({{"n", 20}}));
   ::testing::internal::CaptureStdout();
   exe(floats(std::vector<float>(20, 0.5f)));
   EXPECT_EQ(::testing::internal::GetCapturedStdout(),

@@ -1,10 +1,9 @@
 // compile / prepare / call: shape-checked calls, weights bound once,
 // donation, typed results.
-#include "kiln/runtime/compile.h"
-
 #include <gtest/gtest.h>
 
 #include "kiln/nn/layers.h"
+#include "kiln/runtime/compile.h"
 #include "support/expect_error.h"
 
 namespace kiln {
@@ -98,7 +97,10 @@ TEST(Executable, DonationReusesMemoryAndConsumesTheBuffer) {
   const Platform platform = Platform::cpu();
   // A cache update: write `entry` at position `pos` of `cache`.
   auto exe = compile_fn(
-      platform, [](Tensor cache, Tensor entry, Tensor pos) { return cache.dynamic_update_slice({{"t", pos}}, entry); },
+      platform,
+      [](Tensor cache, Tensor entry, Tensor pos) {
+        return cache.dynamic_update_slice({{"t", pos}}, entry);
+      },
       Shape({{"t", 4}, {"d", 2}}), Shape({{"t", 1}, {"d", 2}}), Shape(DType::i32));
   Buffer cache = Buffer::from(platform, values(Shape({{"t", 4}, {"d", 2}}), std::vector<float>(8, 0)));
   const std::byte* memory = cache.memory("cache").data();
@@ -122,9 +124,13 @@ struct SumAndProduct {
 TEST(Executable, StructResults) {
   const Platform platform = Platform::cpu();
   auto exe = compile_fn(
-      platform, [](Tensor a, Tensor b) { return SumAndProduct<Tensor>{a + b, a * b}; }, Shape({2}), Shape({2}));
-  SumAndProduct<Buffer> out = exe(Buffer::from(platform, values(Shape({2}), {2, 3})),
-                                  Buffer::from(platform, values(Shape({2}), {4, 5})));
+      platform,
+      [](Tensor a, Tensor b) {
+        return SumAndProduct<Tensor>{a + b, a * b};
+      },
+      Shape({2}), Shape({2}));
+  SumAndProduct<Buffer> out =
+      exe(Buffer::from(platform, values(Shape({2}), {2, 3})), Buffer::from(platform, values(Shape({2}), {4, 5})));
   EXPECT_EQ(floats(out.sum), (std::vector<float>{6, 8}));
   EXPECT_EQ(floats(out.product), (std::vector<float>{8, 15}));
 }
@@ -133,11 +139,16 @@ TEST(Executable, TupleAndVectorResults) {
   const Platform platform = Platform::cpu();
   auto exe = compile_fn(
       platform, [](Tensor a, Tensor b) { return std::make_tuple(a + b, a * b); }, Shape({2}), Shape({2}));
-  auto [sum, product] = exe(Buffer::from(platform, values(Shape({2}), {2, 3})),
-                            Buffer::from(platform, values(Shape({2}), {4, 5})));
+  auto [sum, product] =
+      exe(Buffer::from(platform, values(Shape({2}), {2, 3})), Buffer::from(platform, values(Shape({2}), {4, 5})));
   EXPECT_EQ(floats(sum), (std::vector<float>{6, 8}));
   EXPECT_EQ(floats(product), (std::vector<float>{8, 15}));
-  auto many = compile_fn(platform, [](Tensor a) { return std::vector<Tensor>{a, -a, a * 2.0}; }, Shape({1}));
+  auto many = compile_fn(
+      platform,
+      [](Tensor a) {
+        return std::vector<Tensor>{a, -a, a * 2.0};
+      },
+      Shape({1}));
   std::vector<Buffer> outs = many(Buffer::from(platform, values(Shape({1}), {3})));
   ASSERT_EQ(outs.size(), 3u);
   EXPECT_EQ(floats(outs[2]), (std::vector<float>{6}));

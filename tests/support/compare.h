@@ -24,13 +24,20 @@ struct Tolerance {
 // rounded implementation and compared with another one (a few ulps).
 inline Tolerance default_tolerance(DType dtype) {
   switch (dtype) {
-    case DType::f64: return {1e-12, 1e-300};
-    case DType::f32: return {1e-6, 1e-30};
-    case DType::f16: return {2e-3, 1e-7};
-    case DType::bf16: return {1.6e-2, 1e-30};
-    case DType::f8e4m3fn: return {1.3e-1, 0};
-    case DType::f8e5m2: return {2.6e-1, 0};
-    default: return {0, 0};
+    case DType::f64:
+      return {1e-12, 1e-300};
+    case DType::f32:
+      return {1e-6, 1e-30};
+    case DType::f16:
+      return {2e-3, 1e-7};
+    case DType::bf16:
+      return {1.6e-2, 1e-30};
+    case DType::f8e4m3fn:
+      return {1.3e-1, 0};
+    case DType::f8e5m2:
+      return {2.6e-1, 0};
+    default:
+      return {0, 0};
   }
 }
 
@@ -55,19 +62,20 @@ inline ::testing::AssertionResult all_close(const HostBuffer& got, const HostBuf
     if (is_float(dtype)) {
       x = load_double(dtype, pa);
       y = load_double(dtype, pb);
-      if (std::isnan(y) || std::isinf(y)) ok = std::isnan(y) ? std::isnan(x) : x == y;
-      else ok = std::abs(x - y) <= tol.atol + tol.rtol * std::abs(y);
+      if (std::isnan(y) || std::isinf(y))
+        ok = std::isnan(y) ? std::isnan(x) : x == y;
+      else
+        ok = std::abs(x - y) <= tol.atol + tol.rtol * std::abs(y);
     } else {
       ok = std::memcmp(pa, pb, element) == 0;
       x = load_double(dtype, pa);
       y = load_double(dtype, pb);
     }
-    if (!ok && ++mismatches <= 10) report += "\n  [" + std::to_string(i) + "] got " + std::to_string(x) +
-                                             ", expected " + std::to_string(y);
+    if (!ok && ++mismatches <= 10)
+      report += "\n  [" + std::to_string(i) + "] got " + std::to_string(x) + ", expected " + std::to_string(y);
   }
   if (mismatches == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << what << ": " << mismatches << " of " << count << " elements differ"
-                                       << report;
+  return ::testing::AssertionFailure() << what << ": " << mismatches << " of " << count << " elements differ" << report;
 }
 
 inline ::testing::AssertionResult all_close(const HostBuffer& got, const HostBuffer& expected,

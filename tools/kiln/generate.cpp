@@ -14,7 +14,8 @@ void generate(const GenerateArgs& args) {
   if (args.top_k < 0) fail("--top-k must be >= 0, got {}", args.top_k);
   if (!(args.top_p > 0 && args.top_p <= 1)) fail("--top-p must be in (0, 1], got {}", args.top_p);
   const auto dtype = dtype_from_name(args.dtype);
-  if (!dtype || (*dtype != DType::f32 && *dtype != DType::bf16)) fail("--dtype must be f32 or bf16, not '{}'", args.dtype);
+  if (!dtype || (*dtype != DType::f32 && *dtype != DType::bf16))
+    fail("--dtype must be f32 or bf16, not '{}'", args.dtype);
 
   auto progress = [&](const std::string& message) {
     if (!args.quiet) fmt::print(stderr, "[kiln] {}\n", message);
@@ -27,7 +28,8 @@ void generate(const GenerateArgs& args) {
 
   if (args.json) {
     const auto result = generator.generate(args.prompt, options);
-    const nlohmann::ordered_json out = {{"prompt_tokens", result.prompt_tokens}, {"tokens", result.tokens}, {"text", result.text}};
+    const nlohmann::ordered_json out = {
+        {"prompt_tokens", result.prompt_tokens}, {"tokens", result.tokens}, {"text", result.text}};
     fmt::print("{}\n", out.dump());
     return;
   }

@@ -28,8 +28,10 @@ std::string human_bytes(uint64_t bytes) {
 nlohmann::json to_json(const io::MetaValue& value) {
   return std::visit(
       [](const auto& v) -> nlohmann::json {
-        if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::monostate>) return nullptr;
-        else return v;
+        if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::monostate>)
+          return nullptr;
+        else
+          return v;
       },
       value);
 }
@@ -75,16 +77,18 @@ void print_table(const std::filesystem::path& path, const io::BufferStore& store
   }
   const std::string size = total_bytes < 1024 ? human_bytes(total_bytes)
                                               : fmt::format("{} ({} bytes)", human_bytes(total_bytes), total_bytes);
-  fmt::print(out, "\n{}: {} tensors, {} elements, {} in {} file{}\n", path.string(), names.size(), total_elements,
-             size, files.size(), files.size() == 1 ? "" : "s");
+  fmt::print(out, "\n{}: {} tensors, {} elements, {} in {} file{}\n", path.string(), names.size(), total_elements, size,
+             files.size(), files.size() == 1 ? "" : "s");
 }
 
 }  // namespace
 
 void inspect(const std::filesystem::path& path, bool json, std::ostream& out) {
   const io::BufferStore store = io::open(path);
-  if (json) print_json(store, out);
-  else print_table(path, store, out);
+  if (json)
+    print_json(store, out);
+  else
+    print_table(path, store, out);
 }
 
 }  // namespace kiln::tools

@@ -11,7 +11,8 @@ namespace {
 class ReferenceProgram final : public Program {
  public:
   explicit ReferenceProgram(ir::Graph graph) : graph_(std::move(graph)) {}
-  std::vector<HostBuffer> run(std::span<const HostBuffer> arguments, const ir::CallbackStates& callbacks) const override {
+  std::vector<HostBuffer> run(std::span<const HostBuffer> arguments,
+                              const ir::CallbackStates& callbacks) const override {
     return reference::evaluate(graph_, arguments, &callbacks);
   }
 
@@ -25,7 +26,8 @@ std::shared_ptr<const Program> compile(Kind kind, ir::Graph graph) {
   ir::verify(graph);
   graph = passes::eliminate_dead_code(graph);
   switch (kind) {
-    case Kind::reference: return std::make_shared<ReferenceProgram>(std::move(graph));
+    case Kind::reference:
+      return std::make_shared<ReferenceProgram>(std::move(graph));
   }
   return nullptr;
 }

@@ -11,9 +11,9 @@
 #include <span>
 #include <vector>
 
-#include "kiln/ir/host_callback.h"
 #include "kiln/core/host_buffer.h"
 #include "kiln/ir/graph.h"
+#include "kiln/ir/host_callback.h"
 
 namespace kiln::backend {
 
@@ -26,7 +26,8 @@ class Program {
   // runtime); returns one buffer per graph output. Host backends take and
   // return host memory; device backends will add device arrays here.
   // `callbacks` holds the states bound to the executable's host callbacks.
-  virtual std::vector<HostBuffer> run(std::span<const HostBuffer> arguments, const ir::CallbackStates& callbacks) const = 0;
+  virtual std::vector<HostBuffer> run(std::span<const HostBuffer> arguments,
+                                      const ir::CallbackStates& callbacks) const = 0;
 };
 
 // Compiles `graph` (verified first) for the backend.

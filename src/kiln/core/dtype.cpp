@@ -45,13 +45,9 @@ struct SmallFloat {
   constexpr uint32_t sign_bit() const { return 1u << (exp_bits + man_bits); }
   constexpr uint32_t magnitude_mask() const { return sign_bit() - 1; }
   constexpr uint32_t inf_bits() const { return ((1u << exp_bits) - 1) << man_bits; }
-  constexpr uint32_t nan_bits() const {
-    return ieee ? inf_bits() | (1u << (man_bits - 1)) : magnitude_mask();
-  }
+  constexpr uint32_t nan_bits() const { return ieee ? inf_bits() | (1u << (man_bits - 1)) : magnitude_mask(); }
   // Largest magnitude bit pattern that is a finite number.
-  constexpr uint32_t max_finite_bits() const {
-    return ieee ? inf_bits() - 1 : magnitude_mask() - 1;
-  }
+  constexpr uint32_t max_finite_bits() const { return ieee ? inf_bits() - 1 : magnitude_mask() - 1; }
 };
 
 constexpr SmallFloat kF16{5, 10, true};
@@ -103,8 +99,7 @@ uint32_t encode(SmallFloat format, float value) {
   const uint64_t half = uint64_t{1} << (shift - 1);
   if (remainder > half || (remainder == half && (result & 1))) ++result;
 
-  if (result > format.max_finite_bits())
-    return sign | (format.ieee ? format.inf_bits() : format.nan_bits());
+  if (result > format.max_finite_bits()) return sign | (format.ieee ? format.inf_bits() : format.nan_bits());
   return sign | static_cast<uint32_t>(result);
 }
 
@@ -115,8 +110,7 @@ float decode(SmallFloat format, uint32_t bits) {
   const uint32_t mantissa = magnitude & ((1u << format.man_bits) - 1);
   float value;
   if (format.ieee && exp_field == (1u << format.exp_bits) - 1) {
-    value = mantissa ? std::numeric_limits<float>::quiet_NaN()
-                     : std::numeric_limits<float>::infinity();
+    value = mantissa ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
   } else if (!format.ieee && magnitude == format.nan_bits()) {
     value = std::numeric_limits<float>::quiet_NaN();
   } else if (exp_field == 0) {

@@ -48,58 +48,94 @@ float round_to_odd_f32(double x) {
 
 double load_double(DType dtype, const std::byte* p) {
   switch (dtype) {
-    case DType::bool_: return load<uint8_t>(p) != 0;
-    case DType::i8: return load<int8_t>(p);
-    case DType::i16: return load<int16_t>(p);
-    case DType::i32: return load<int32_t>(p);
-    case DType::i64: return static_cast<double>(load<int64_t>(p));
-    case DType::u8: return load<uint8_t>(p);
-    case DType::u16: return load<uint16_t>(p);
-    case DType::u32: return load<uint32_t>(p);
-    case DType::u64: return static_cast<double>(load<uint64_t>(p));
-    case DType::f16: return f16_to_f32(load<uint16_t>(p));
-    case DType::bf16: return bf16_to_f32(load<uint16_t>(p));
-    case DType::f32: return load<float>(p);
-    case DType::f64: return load<double>(p);
-    case DType::f8e4m3fn: return f8e4m3fn_to_f32(load<uint8_t>(p));
-    case DType::f8e5m2: return f8e5m2_to_f32(load<uint8_t>(p));
+    case DType::bool_:
+      return load<uint8_t>(p) != 0;
+    case DType::i8:
+      return load<int8_t>(p);
+    case DType::i16:
+      return load<int16_t>(p);
+    case DType::i32:
+      return load<int32_t>(p);
+    case DType::i64:
+      return static_cast<double>(load<int64_t>(p));
+    case DType::u8:
+      return load<uint8_t>(p);
+    case DType::u16:
+      return load<uint16_t>(p);
+    case DType::u32:
+      return load<uint32_t>(p);
+    case DType::u64:
+      return static_cast<double>(load<uint64_t>(p));
+    case DType::f16:
+      return f16_to_f32(load<uint16_t>(p));
+    case DType::bf16:
+      return bf16_to_f32(load<uint16_t>(p));
+    case DType::f32:
+      return load<float>(p);
+    case DType::f64:
+      return load<double>(p);
+    case DType::f8e4m3fn:
+      return f8e4m3fn_to_f32(load<uint8_t>(p));
+    case DType::f8e5m2:
+      return f8e5m2_to_f32(load<uint8_t>(p));
   }
   return 0;
 }
 
 int64_t load_int(DType dtype, const std::byte* p) {
   switch (dtype) {
-    case DType::i64: return load<int64_t>(p);
-    case DType::u64: return static_cast<int64_t>(load<uint64_t>(p));
-    default: return is_float(dtype) ? saturate_to_int(load_double(dtype, p)) : static_cast<int64_t>(load_double(dtype, p));
+    case DType::i64:
+      return load<int64_t>(p);
+    case DType::u64:
+      return static_cast<int64_t>(load<uint64_t>(p));
+    default:
+      return is_float(dtype) ? saturate_to_int(load_double(dtype, p)) : static_cast<int64_t>(load_double(dtype, p));
   }
 }
 
 void store_double(DType dtype, std::byte* p, double value) {
   switch (dtype) {
-    case DType::f16: return store(p, f32_to_f16(round_to_odd_f32(value)));
-    case DType::bf16: return store(p, f32_to_bf16(round_to_odd_f32(value)));
-    case DType::f32: return store(p, static_cast<float>(value));
-    case DType::f64: return store(p, value);
-    case DType::f8e4m3fn: return store(p, f32_to_f8e4m3fn(round_to_odd_f32(value)));
-    case DType::f8e5m2: return store(p, f32_to_f8e5m2(round_to_odd_f32(value)));
-    case DType::bool_: return store<uint8_t>(p, value != 0 ? 1 : 0);
-    default: return store_int(dtype, p, saturate_to_int(value));
+    case DType::f16:
+      return store(p, f32_to_f16(round_to_odd_f32(value)));
+    case DType::bf16:
+      return store(p, f32_to_bf16(round_to_odd_f32(value)));
+    case DType::f32:
+      return store(p, static_cast<float>(value));
+    case DType::f64:
+      return store(p, value);
+    case DType::f8e4m3fn:
+      return store(p, f32_to_f8e4m3fn(round_to_odd_f32(value)));
+    case DType::f8e5m2:
+      return store(p, f32_to_f8e5m2(round_to_odd_f32(value)));
+    case DType::bool_:
+      return store<uint8_t>(p, value != 0 ? 1 : 0);
+    default:
+      return store_int(dtype, p, saturate_to_int(value));
   }
 }
 
 void store_int(DType dtype, std::byte* p, int64_t value) {
   switch (dtype) {
-    case DType::bool_: return store<uint8_t>(p, value != 0 ? 1 : 0);
-    case DType::i8: return store(p, static_cast<int8_t>(value));
-    case DType::i16: return store(p, static_cast<int16_t>(value));
-    case DType::i32: return store(p, static_cast<int32_t>(value));
-    case DType::i64: return store(p, value);
-    case DType::u8: return store(p, static_cast<uint8_t>(value));
-    case DType::u16: return store(p, static_cast<uint16_t>(value));
-    case DType::u32: return store(p, static_cast<uint32_t>(value));
-    case DType::u64: return store(p, static_cast<uint64_t>(value));
-    default: return store_double(dtype, p, static_cast<double>(value));
+    case DType::bool_:
+      return store<uint8_t>(p, value != 0 ? 1 : 0);
+    case DType::i8:
+      return store(p, static_cast<int8_t>(value));
+    case DType::i16:
+      return store(p, static_cast<int16_t>(value));
+    case DType::i32:
+      return store(p, static_cast<int32_t>(value));
+    case DType::i64:
+      return store(p, value);
+    case DType::u8:
+      return store(p, static_cast<uint8_t>(value));
+    case DType::u16:
+      return store(p, static_cast<uint16_t>(value));
+    case DType::u32:
+      return store(p, static_cast<uint32_t>(value));
+    case DType::u64:
+      return store(p, static_cast<uint64_t>(value));
+    default:
+      return store_double(dtype, p, static_cast<double>(value));
   }
 }
 
@@ -112,10 +148,14 @@ std::string summarize(const HostBuffer& buffer, size_t max_elements) {
   for (size_t i = 0; i < std::min(count, max_elements); ++i) {
     if (i) out += ", ";
     const std::byte* p = flat.data() + i * element;
-    if (dtype == DType::bool_) out += load<uint8_t>(p) ? "true" : "false";
-    else if (is_float(dtype)) out += fmt::format("{:g}", load_double(dtype, p));
-    else if (dtype == DType::u64) out += fmt::format("{}", load<uint64_t>(p));
-    else out += fmt::format("{}", load_int(dtype, p));
+    if (dtype == DType::bool_)
+      out += load<uint8_t>(p) ? "true" : "false";
+    else if (is_float(dtype))
+      out += fmt::format("{:g}", load_double(dtype, p));
+    else if (dtype == DType::u64)
+      out += fmt::format("{}", load<uint64_t>(p));
+    else
+      out += fmt::format("{}", load_int(dtype, p));
   }
   if (count > max_elements) out += fmt::format(", ... ({} values)", count);
   return out + "]";

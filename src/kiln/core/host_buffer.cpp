@@ -17,8 +17,7 @@ std::shared_ptr<std::byte> aligned_zeroed(size_t bytes) {
 }
 
 // Copies a strided region into contiguous `out`, one axis at a time.
-void gather(const std::byte* src, const Shape& shape, std::span<const int64_t> strides, int axis,
-            std::byte*& out) {
+void gather(const std::byte* src, const Shape& shape, std::span<const int64_t> strides, int axis, std::byte*& out) {
   const size_t element = size_of(shape.dtype());
   if (axis == shape.rank()) {
     std::memcpy(out, src, element);
@@ -85,7 +84,8 @@ std::byte* HostBuffer::mutable_data() {
 }
 
 void HostBuffer::check_flat_access(bool type_matches) const {
-  if (!type_matches) fail("HostBuffer {}: the requested element type does not match dtype {}", shape_.to_string(), name(dtype()));
+  if (!type_matches)
+    fail("HostBuffer {}: the requested element type does not match dtype {}", shape_.to_string(), name(dtype()));
   if (!is_contiguous()) fail("HostBuffer {} is a strided view; copy() it for flat access", shape_.to_string());
 }
 
@@ -130,8 +130,8 @@ HostBuffer HostBuffer::select(int axis, int64_t index) const {
 
 HostBuffer HostBuffer::reshape(const Shape& shape) const {
   if (shape.byte_size() != shape_.byte_size())
-    fail("reshape of {} to {}: byte sizes differ ({} vs {})", shape_.to_string(), shape.to_string(),
-         shape_.byte_size(), shape.byte_size());
+    fail("reshape of {} to {}: byte sizes differ ({} vs {})", shape_.to_string(), shape.to_string(), shape_.byte_size(),
+         shape.byte_size());
   if (!is_contiguous()) fail("reshape of {}: strided views cannot be reshaped; copy() first", shape_.to_string());
   HostBuffer view = *this;
   view.shape_ = shape;

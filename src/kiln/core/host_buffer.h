@@ -27,9 +27,7 @@ class HostBuffer {
 
   const Shape& shape() const { return shape_; }
   DType dtype() const { return shape_.dtype(); }
-  std::span<const int64_t> byte_strides() const {
-    return {byte_strides_.data(), static_cast<size_t>(shape_.rank())};
-  }
+  std::span<const int64_t> byte_strides() const { return {byte_strides_.data(), static_cast<size_t>(shape_.rank())}; }
   bool is_contiguous() const;
   // True when this buffer's memory is owned elsewhere (e.g. a mapped file).
   bool is_borrowed() const { return borrowed_; }
@@ -75,11 +73,16 @@ class HostBuffer {
   template <typename T>
   bool accepts() const {
     const DType d = dtype();
-    if constexpr (std::is_same_v<T, bool>) return d == DType::bool_;
-    else if constexpr (std::is_same_v<T, float>) return d == DType::f32;
-    else if constexpr (std::is_same_v<T, double>) return d == DType::f64;
-    else if constexpr (std::is_signed_v<T>) return is_integer(d) && !is_unsigned(d) && size_of(d) == sizeof(T);
-    else return size_of(d) == sizeof(T);
+    if constexpr (std::is_same_v<T, bool>)
+      return d == DType::bool_;
+    else if constexpr (std::is_same_v<T, float>)
+      return d == DType::f32;
+    else if constexpr (std::is_same_v<T, double>)
+      return d == DType::f64;
+    else if constexpr (std::is_signed_v<T>)
+      return is_integer(d) && !is_unsigned(d) && size_of(d) == sizeof(T);
+    else
+      return size_of(d) == sizeof(T);
   }
   void check_flat_access(bool type_matches) const;
 

@@ -10,8 +10,7 @@
 namespace kiln {
 
 Tag::Tag(std::string_view text) {
-  if (text.size() > kMaxLength)
-    fail("axis tag '{}' is longer than {} characters", text, kMaxLength);
+  if (text.size() > kMaxLength) fail("axis tag '{}' is longer than {} characters", text, kMaxLength);
   std::memcpy(chars_.data(), text.data(), text.size());
   length_ = static_cast<uint8_t>(text.size());
 }
@@ -84,8 +83,7 @@ int64_t Shape::count() const {
 size_t Shape::byte_size() const {
   const auto n = static_cast<uint64_t>(count());
   const uint64_t size = size_of(dtype_);
-  if (n > std::numeric_limits<uint64_t>::max() / size)
-    fail("shape {} has more bytes than fit in 64 bits", to_string());
+  if (n > std::numeric_limits<uint64_t>::max() / size) fail("shape {} has more bytes than fit in 64 bits", to_string());
   return n * size;
 }
 

@@ -65,8 +65,8 @@ class Shape {
   // Python-style axis: negative counts from the back; throws if out of range.
   int checked_axis(int axis) const;
 
-  int64_t count() const;      // number of elements (1 for rank 0)
-  size_t byte_size() const;   // count() * size_of(dtype)
+  int64_t count() const;     // number of elements (1 for rank 0)
+  size_t byte_size() const;  // count() * size_of(dtype)
   // Row-major strides in elements and in bytes.
   std::array<int64_t, kMaxRank> strides() const;
   std::array<int64_t, kMaxRank> byte_strides() const;

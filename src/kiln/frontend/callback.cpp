@@ -22,12 +22,14 @@ std::vector<Tensor> add_callback(std::span<const Tensor> inputs, std::span<const
     if (static_cast<size_t>(alias) >= inputs.size() || i >= outputs.size() ||
         !std::ranges::equal(inputs[static_cast<size_t>(alias)].shape().dims(), outputs[i].dims()) ||
         inputs[static_cast<size_t>(alias)].dtype() != outputs[i].dtype())
-      fail("[callback] '{}': output {} aliases input {}, which does not exist or has another shape", callback->name,
-           i, alias);
+      fail("[callback] '{}': output {} aliases input {}, which does not exist or has another shape", callback->name, i,
+           alias);
   }
   const std::string name = callback->name;
-  ir::CustomCallAttrs attrs{std::string(ir::kHostCallbackTarget), {outputs.begin(), outputs.end()},
-                            has_side_effect, std::const_pointer_cast<ir::HostCallback>(callback)};
+  ir::CustomCallAttrs attrs{std::string(ir::kHostCallbackTarget),
+                            {outputs.begin(), outputs.end()},
+                            has_side_effect,
+                            std::const_pointer_cast<ir::HostCallback>(callback)};
   ir::Value v = graph->add(ir::Op::custom_call, std::move(operands), std::move(attrs));
   std::vector<Tensor> results;
   for (size_t i = 0; i < outputs.size(); ++i) results.emplace_back(graph, ir::Value{v.node, static_cast<int32_t>(i)});

@@ -25,8 +25,8 @@
 #include <typeinfo>
 #include <vector>
 
-#include "kiln/ir/host_callback.h"
 #include "kiln/frontend/trace.h"
+#include "kiln/ir/host_callback.h"
 
 namespace kiln {
 
@@ -58,22 +58,26 @@ std::vector<Tensor> add_callback(std::span<const Tensor> inputs, std::span<const
 // The name shown in errors: T::name if the type has one, else its C++ name.
 template <typename T>
 std::string callback_name() {
-  if constexpr (HasName<T>) return std::string(T::name);
-  else return typeid(T).name();
+  if constexpr (HasName<T>)
+    return std::string(T::name);
+  else
+    return typeid(T).name();
 }
 
 template <typename T>
 std::shared_ptr<const ir::HostCallback> describe_callback(std::shared_ptr<T> builtin_state = nullptr) {
   const CallbackConfig config = [] {
-    if constexpr (HasConfig<T>) return T::config();
-    else return CallbackConfig{};
+    if constexpr (HasConfig<T>)
+      return T::config();
+    else
+      return CallbackConfig{};
   }();
   auto invoke = [](void* state, std::span<const HostBuffer> inputs, std::span<HostBuffer> outputs) {
     static_cast<T*>(state)->call(inputs, outputs);
   };
-  return std::make_shared<const ir::HostCallback>(
-      ir::HostCallback{callback_name<T>(), std::type_index(typeid(T)), std::move(builtin_state),
-                            config.copy_inputs_to_host, config.aliases, invoke});
+  return std::make_shared<const ir::HostCallback>(ir::HostCallback{callback_name<T>(), std::type_index(typeid(T)),
+                                                                   std::move(builtin_state), config.copy_inputs_to_host,
+                                                                   config.aliases, invoke});
 }
 
 }  // namespace detail
@@ -84,8 +88,10 @@ std::shared_ptr<const ir::HostCallback> describe_callback(std::shared_ptr<T> bui
 template <typename T>
 std::vector<Tensor> callback(std::initializer_list<Tensor> inputs, std::initializer_list<Shape> outputs) {
   const bool side_effect = [] {
-    if constexpr (detail::HasConfig<T>) return T::config().has_side_effect;
-    else return false;
+    if constexpr (detail::HasConfig<T>)
+      return T::config().has_side_effect;
+    else
+      return false;
   }();
   return detail::add_callback(std::span(inputs.begin(), inputs.size()), std::span(outputs.begin(), outputs.size()),
                               detail::describe_callback<T>(), side_effect);

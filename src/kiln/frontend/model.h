@@ -15,10 +15,9 @@
 //   void init(const kiln::io::BufferStore& store)
 // to set its configuration fields (and size non-layer vectors) from the
 // store's metadata (config.json) before its tensors are populated.
+#include <array>
 #include <boost/describe.hpp>
 #include <boost/mp11/algorithm.hpp>
-
-#include <array>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -69,9 +68,8 @@ void for_each_tensor(T& value, const std::string& prefix, Visit&& visit) {
     for (size_t i = 0; i < value.size(); ++i) for_each_tensor(value[i], detail::join(prefix, std::to_string(i)), visit);
   } else if constexpr (detail::Described<U>) {
     using Members = boost::describe::describe_members<U, boost::describe::mod_public>;
-    boost::mp11::mp_for_each<Members>([&](auto member) {
-      for_each_tensor(value.*member.pointer, detail::join(prefix, member.name), visit);
-    });
+    boost::mp11::mp_for_each<Members>(
+        [&](auto member) { for_each_tensor(value.*member.pointer, detail::join(prefix, member.name), visit); });
   }
   // Anything else is configuration, not weights.
 }
@@ -86,8 +84,10 @@ struct PopulateState {
 template <typename T>
 void populate_into(T& value, const std::string& name, PopulateState& state) {
   if constexpr (std::is_same_v<T, Tensor>) {
-    if (state.store.contains(name)) value = Tensor::declare(state.store.get(name).shape());
-    else state.missing.push_back(name);
+    if (state.store.contains(name))
+      value = Tensor::declare(state.store.get(name).shape());
+    else
+      state.missing.push_back(name);
   } else if constexpr (IsOptional<T>::value) {
     // An optional is present exactly when the store has its weights.
     if (state.store.contains_prefix(name)) {

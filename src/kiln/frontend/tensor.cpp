@@ -62,7 +62,8 @@ Shape broadcast_shape(std::string_view op, const Shape& a, const Shape& b) {
         dims.push_back(second.dim(i));
         tags.push_back(second.tag(i));
       } else if (first.dim(j) != second.dim(i)) {
-        if (first.dim(j) == 1) dims[j] = second.dim(i);
+        if (first.dim(j) == 1)
+          dims[j] = second.dim(i);
         else if (second.dim(i) != 1)
           return error(fmt::format("axis '{}' has {} on the left and {} on the right", second.tag(i).view(),
                                    a.dim(a.axis(second.tag(i).view())), b.dim(b.axis(second.tag(i).view()))));
@@ -92,9 +93,9 @@ Tensor broadcast_to(const Tensor& t, const Shape& target) {
     return t;
   ir::Axes dims(static_cast<size_t>(s.rank()));
   const bool by_tag = fully_tagged(s) && fully_tagged(target) && s.rank() > 0;
-  for (int i = 0; i < s.rank(); ++i)
-    dims[i] = by_tag ? target.axis(s.tag(i).view()) : target.rank() - s.rank() + i;
-  return add_node(t.graph(), ir::Op::broadcast_in_dim, {t.value()}, ir::BroadcastAttrs{target.with_dtype(s.dtype()), dims});
+  for (int i = 0; i < s.rank(); ++i) dims[i] = by_tag ? target.axis(s.tag(i).view()) : target.rank() - s.rank() + i;
+  return add_node(t.graph(), ir::Op::broadcast_in_dim, {t.value()},
+                  ir::BroadcastAttrs{target.with_dtype(s.dtype()), dims});
 }
 
 Tensor unary(const Tensor& x, ir::Op op) { return add_node(x.graph(), op, {x.value()}); }
@@ -258,8 +259,8 @@ Tensor Tensor::cumsum(std::string_view tag) const {
   // padded in front with the axis size minus one (zeros).
   const int axis = shape().axis(tag);
   const size_t r = static_cast<size_t>(rank());
-  ir::ReduceWindowAttrs attrs{ir::ReduceKind::sum, ir::Axes(r, 1), ir::Axes(r, 1), ir::Axes(r, 0), ir::Axes(r, 0),
-                              ir::Axes(r, 1), ir::Axes(r, 1)};
+  ir::ReduceWindowAttrs attrs{ir::ReduceKind::sum, ir::Axes(r, 1), ir::Axes(r, 1), ir::Axes(r, 0),
+                              ir::Axes(r, 0),      ir::Axes(r, 1), ir::Axes(r, 1)};
   attrs.window[axis] = dim(axis);
   attrs.padding_low[axis] = dim(axis) - 1;
   return add_node(graph(), ir::Op::reduce_window, {value_}, attrs);
@@ -478,9 +479,7 @@ Tensor Tensor::dot(const Tensor& other, std::initializer_list<std::string_view> 
   ir::Graph& g = graph_of({this, &other});
   const Shape& lhs = shape();
   const Shape& rhs = other.shape();
-  auto error = [&](const std::string& why) {
-    fail("[dot] {}: lhs {}, rhs {}", why, lhs.to_string(), rhs.to_string());
-  };
+  auto error = [&](const std::string& why) { fail("[dot] {}: lhs {}, rhs {}", why, lhs.to_string(), rhs.to_string()); };
   if (lhs.dtype() != rhs.dtype())
     error(fmt::format("operands have different dtypes ({} and {}); convert one explicitly", name(lhs.dtype()),
                       name(rhs.dtype())));
@@ -490,7 +489,8 @@ Tensor Tensor::dot(const Tensor& other, std::initializer_list<std::string_view> 
     if (!lhs.has_tag(tag)) error(fmt::format("no axis '{}' on the left", tag));
     if (!rhs.has_tag(tag)) error(fmt::format("no axis '{}' on the right", tag));
     if (lhs.dim(tag) != rhs.dim(tag))
-      error(fmt::format("contracting axis '{}' has {} on the left and {} on the right", tag, lhs.dim(tag), rhs.dim(tag)));
+      error(
+          fmt::format("contracting axis '{}' has {} on the left and {} on the right", tag, lhs.dim(tag), rhs.dim(tag)));
     attrs.lhs_contracting.push_back(lhs.axis(tag));
     attrs.rhs_contracting.push_back(rhs.axis(tag));
   }
@@ -569,7 +569,9 @@ ir::Graph& current() {
 }
 }  // namespace
 
-Tensor constant(const HostBuffer& value) { return add_node(current(), ir::Op::constant, {}, ir::ConstantAttrs{value.copy()}); }
+Tensor constant(const HostBuffer& value) {
+  return add_node(current(), ir::Op::constant, {}, ir::ConstantAttrs{value.copy()});
+}
 
 Tensor scalar(double value, DType dtype) {
   HostBuffer buffer = HostBuffer::allocate(Shape(dtype));

@@ -8,10 +8,9 @@
 // The function may return a Tensor, a std::tuple/std::pair of Tensors, a
 // std::vector<Tensor> or a described struct of Tensors; they become the
 // graph's outputs in order.
+#include <array>
 #include <boost/describe.hpp>
 #include <boost/mp11/algorithm.hpp>
-
-#include <array>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -49,8 +48,7 @@ void collect(std::vector<ir::Value>& out, const std::pair<A, B>& p) {
 }
 // A described struct of outputs (see compile.h): its fields in order.
 template <typename T>
-  requires boost::describe::has_describe_members<T>::value
-void collect(std::vector<ir::Value>& out, const T& outputs) {
+requires boost::describe::has_describe_members<T>::value void collect(std::vector<ir::Value>& out, const T& outputs) {
   using Members = boost::describe::describe_members<T, boost::describe::mod_public>;
   boost::mp11::mp_for_each<Members>([&](auto member) { collect(out, outputs.*member.pointer); });
 }
@@ -58,8 +56,7 @@ void collect(std::vector<ir::Value>& out, const T& outputs) {
 }  // namespace detail
 
 template <typename F, typename... Shapes>
-  requires(std::is_same_v<Shapes, Shape> && ...)
-ir::Graph trace(F&& fn, const Shapes&... shapes) {
+requires(std::is_same_v<Shapes, Shape>&&...) ir::Graph trace(F&& fn, const Shapes&... shapes) {
   ir::Graph graph;
   detail::TraceScope scope(graph);
   // A braced list is evaluated left to right, so parameter i is argument i.

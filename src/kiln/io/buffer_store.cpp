@@ -47,10 +47,12 @@ int similarity(std::string_view wanted, std::string_view candidate) {
   const auto a = split_dots(wanted), b = split_dots(candidate);
   int score = 0;
   for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-    if (a[i] == b[i]) score += 10;
-    else if (is_number(a[i]) && is_number(b[i])) score += 4;  // another layer's tensor
-    else if (!a[i].empty() && !b[i].empty() && (a[i].find(b[i]) != std::string_view::npos ||
-                                                b[i].find(a[i]) != std::string_view::npos))
+    if (a[i] == b[i])
+      score += 10;
+    else if (is_number(a[i]) && is_number(b[i]))
+      score += 4;  // another layer's tensor
+    else if (!a[i].empty() && !b[i].empty() &&
+             (a[i].find(b[i]) != std::string_view::npos || b[i].find(a[i]) != std::string_view::npos))
       score += 4;
   }
   // Require more than a shared first component ("model") to suggest anything.

@@ -65,26 +65,36 @@ struct IsVector<std::vector<T>> : std::true_type {};
 
 template <typename T>
 std::string_view wanted_name() {
-  if constexpr (std::is_same_v<T, bool>) return "bool";
-  else if constexpr (std::is_integral_v<T>) return "int";
-  else if constexpr (std::is_floating_point_v<T>) return "float";
-  else return "string";
+  if constexpr (std::is_same_v<T, bool>)
+    return "bool";
+  else if constexpr (std::is_integral_v<T>)
+    return "int";
+  else if constexpr (std::is_floating_point_v<T>)
+    return "float";
+  else
+    return "string";
 }
 
 // Scalar value of a JSON node, or nullopt if it is an object or array.
 std::optional<MetaValue> json_scalar(const nlohmann::json& node) {
   switch (node.type()) {
-    case nlohmann::json::value_t::null: return MetaValue{};
-    case nlohmann::json::value_t::boolean: return MetaValue{node.get<bool>()};
-    case nlohmann::json::value_t::number_integer: return MetaValue{node.get<int64_t>()};
+    case nlohmann::json::value_t::null:
+      return MetaValue{};
+    case nlohmann::json::value_t::boolean:
+      return MetaValue{node.get<bool>()};
+    case nlohmann::json::value_t::number_integer:
+      return MetaValue{node.get<int64_t>()};
     case nlohmann::json::value_t::number_unsigned: {
       auto u = node.get<uint64_t>();
       if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return MetaValue{static_cast<double>(u)};
       return MetaValue{static_cast<int64_t>(u)};
     }
-    case nlohmann::json::value_t::number_float: return MetaValue{node.get<double>()};
-    case nlohmann::json::value_t::string: return MetaValue{node.get<std::string>()};
-    default: return std::nullopt;
+    case nlohmann::json::value_t::number_float:
+      return MetaValue{node.get<double>()};
+    case nlohmann::json::value_t::string:
+      return MetaValue{node.get<std::string>()};
+    default:
+      return std::nullopt;
   }
 }
 
@@ -140,7 +150,8 @@ void flatten_into(const nlohmann::json& node, const std::string& key, std::strin
 }  // namespace
 
 std::string_view type_name(const MetaValue& value) {
-  constexpr std::string_view names[] = {"null", "int", "float", "bool", "string", "int[]", "float[]", "bool[]", "string[]"};
+  constexpr std::string_view names[] = {"null",  "int",     "float",  "bool",    "string",
+                                        "int[]", "float[]", "bool[]", "string[]"};
   return names[value.index()];
 }
 

@@ -60,7 +60,8 @@ BufferStore open_sharded(const fs::path& index_path, const OpenOptions& options)
       it = shards.emplace(shard, parse_safetensors(open_source(shard_path, options.source))).first;
     }
     const SafetensorsFile& file = it->second;
-    auto found = std::find_if(file.tensors.begin(), file.tensors.end(), [&](const auto& t) { return t.name == tensor; });
+    auto found =
+        std::find_if(file.tensors.begin(), file.tensors.end(), [&](const auto& t) { return t.name == tensor; });
     if (found == file.tensors.end())
       fail("{}: tensor '{}' is mapped to shard '{}' but that shard does not contain it", index_name, tensor, shard);
     store.add(tensor, found->buffer, file.source->name());
@@ -83,14 +84,17 @@ fs::path find_weights(const fs::path& dir) {
   std::vector<fs::path> indexes, files;
   for (const auto& e : fs::directory_iterator(dir)) {
     const std::string name = e.path().filename().string();
-    if (name.ends_with(".safetensors.index.json")) indexes.push_back(e.path());
-    else if (name.ends_with(".safetensors")) files.push_back(e.path());
+    if (name.ends_with(".safetensors.index.json"))
+      indexes.push_back(e.path());
+    else if (name.ends_with(".safetensors"))
+      files.push_back(e.path());
   }
   if (indexes.size() == 1) return indexes[0];
   if (indexes.empty() && files.size() == 1) return files[0];
-  fail("{}: found {} index files and {} .safetensors files; expected model.safetensors, "
-       "model.safetensors.index.json, or exactly one of either",
-       dir.string(), indexes.size(), files.size());
+  fail(
+      "{}: found {} index files and {} .safetensors files; expected model.safetensors, "
+      "model.safetensors.index.json, or exactly one of either",
+      dir.string(), indexes.size(), files.size());
 }
 
 BufferStore open_weights(const fs::path& path, const OpenOptions& options) {

@@ -57,13 +57,15 @@ struct Range {
 Shape parse_shape(const json& entry, const std::string& file, const std::string& tensor) {
   if (!entry.contains("dtype")) fail("{}: tensor '{}' has no \"dtype\"", file, tensor);
   const json& dtype_json = entry["dtype"];
-  if (!dtype_json.is_string()) fail("{}: tensor '{}': dtype must be a string, found {}", file, tensor, dtype_json.dump());
+  if (!dtype_json.is_string())
+    fail("{}: tensor '{}': dtype must be a string, found {}", file, tensor, dtype_json.dump());
   auto dtype = dtype_from_safetensors(dtype_json.get_ref<const std::string&>());
   if (!dtype) fail("{}: tensor '{}' has unknown dtype {}", file, tensor, dtype_json.dump());
 
   if (!entry.contains("shape")) fail("{}: tensor '{}' has no \"shape\"", file, tensor);
   const json& shape_json = entry["shape"];
-  if (!shape_json.is_array()) fail("{}: tensor '{}': shape must be an array, found {}", file, tensor, shape_json.dump());
+  if (!shape_json.is_array())
+    fail("{}: tensor '{}': shape must be an array, found {}", file, tensor, shape_json.dump());
   if (shape_json.size() > kMaxRank)
     fail("{}: tensor '{}' has rank {}, more than the {} kiln supports", file, tensor, shape_json.size(), kMaxRank);
   std::vector<int64_t> dims;
@@ -118,7 +120,8 @@ void check_tiling(std::vector<Range>& ranges, uint64_t data_size, const std::str
 SafetensorsFile parse_safetensors(SourcePtr source) {
   const std::string& file = source->name();
   const auto bytes = source->bytes();
-  if (bytes.size() < 8) fail("{}: {} bytes is too short for a safetensors file (needs an 8-byte header length)", file, bytes.size());
+  if (bytes.size() < 8)
+    fail("{}: {} bytes is too short for a safetensors file (needs an 8-byte header length)", file, bytes.size());
   const uint64_t header_size = read_le64(bytes.data());
   if (header_size > kMaxHeaderBytes)
     fail("{}: header length {} is over the {} byte limit (is this a safetensors file?)", file, header_size,
@@ -164,8 +167,8 @@ SafetensorsFile parse_safetensors(SourcePtr source) {
     // typed access through it stays well defined.
     const auto tensor_bytes = data.subspan(begin, end - begin);
     const bool aligned = reinterpret_cast<uintptr_t>(tensor_bytes.data()) % size_of(shape.dtype()) == 0;
-    result.tensors.push_back({name, aligned ? HostBuffer::borrow(shape, tensor_bytes, source)
-                                            : HostBuffer::copy_of(shape, tensor_bytes)});
+    result.tensors.push_back(
+        {name, aligned ? HostBuffer::borrow(shape, tensor_bytes, source) : HostBuffer::copy_of(shape, tensor_bytes)});
     ranges.push_back({begin, end, nullptr});
   }
   for (size_t i = 0; i < ranges.size(); ++i) ranges[i].name = &result.tensors[i].name;

@@ -31,8 +31,8 @@ struct SafetensorsTensor {
 struct SafetensorsFile {
   SourcePtr source;
   std::vector<SafetensorsTensor> tensors;  // in header order
-  Metadata metadata;                        // "__metadata__", all strings
-  uint64_t data_offset = 0;                 // where the data section starts
+  Metadata metadata;                       // "__metadata__", all strings
+  uint64_t data_offset = 0;                // where the data section starts
 };
 
 // Parses and validates; throws kiln::Error naming source->name() and, where

@@ -27,9 +27,7 @@ struct Node {
 
   // True for nodes no pass may remove, merge or reorder across each other:
   // host callbacks declared with side effects.
-  bool has_side_effect() const {
-    return op == Op::custom_call && std::get<CustomCallAttrs>(attrs).has_side_effect;
-  }
+  bool has_side_effect() const { return op == Op::custom_call && std::get<CustomCallAttrs>(attrs).has_side_effect; }
 
   template <typename T>
   const T& attrs_as() const {

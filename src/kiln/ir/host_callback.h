@@ -20,8 +20,8 @@ namespace kiln::ir {
 inline constexpr std::string_view kHostCallbackTarget = "kiln.host_callback";
 
 struct HostCallback {
-  std::string name;           // for errors: the user's type name
-  std::type_index type;       // the key of the bound state
+  std::string name;      // for errors: the user's type name
+  std::type_index type;  // the key of the bound state
   // Built-ins run without bind(): their state travels with the node.
   std::shared_ptr<void> builtin_state;
   bool copy_inputs_to_host = true;  // device backends copy inputs to host memory first

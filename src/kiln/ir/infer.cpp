@@ -61,12 +61,23 @@ class Checker {
     bool ok = true;
     std::string_view wanted;
     switch (rule) {
-      case TypeRule::any: break;
-      case TypeRule::numeric: ok = dtype != DType::bool_, wanted = "a number type"; break;
-      case TypeRule::floating: ok = is_float(dtype), wanted = "a float type"; break;
-      case TypeRule::signed_num: ok = is_float(dtype) || (is_integer(dtype) && !is_unsigned(dtype)), wanted = "a signed type"; break;
-      case TypeRule::integer: ok = is_integer(dtype), wanted = "an integer type"; break;
-      case TypeRule::int_or_bool: ok = is_integer(dtype) || dtype == DType::bool_, wanted = "an integer or bool type"; break;
+      case TypeRule::any:
+        break;
+      case TypeRule::numeric:
+        ok = dtype != DType::bool_, wanted = "a number type";
+        break;
+      case TypeRule::floating:
+        ok = is_float(dtype), wanted = "a float type";
+        break;
+      case TypeRule::signed_num:
+        ok = is_float(dtype) || (is_integer(dtype) && !is_unsigned(dtype)), wanted = "a signed type";
+        break;
+      case TypeRule::integer:
+        ok = is_integer(dtype), wanted = "an integer type";
+        break;
+      case TypeRule::int_or_bool:
+        ok = is_integer(dtype) || dtype == DType::bool_, wanted = "an integer or bool type";
+        break;
     }
     if (!ok) fail("{} is not supported; expected {}", name(dtype), wanted);
   }
@@ -83,11 +94,15 @@ class Checker {
     static constexpr std::string_view clamp[] = {"min", "operand", "max"};
     static constexpr std::string_view gather[] = {"operand", "indices", "updates"};
     switch (op_) {
-      case Op::select: return std::string(select[i]);
-      case Op::clamp: return std::string(clamp[i]);
+      case Op::select:
+        return std::string(select[i]);
+      case Op::clamp:
+        return std::string(clamp[i]);
       case Op::gather:
-      case Op::scatter: return std::string(gather[i]);
-      case Op::pad: return i == 0 ? "operand" : "padding_value";
+      case Op::scatter:
+        return std::string(gather[i]);
+      case Op::pad:
+        return i == 0 ? "operand" : "padding_value";
       default:
         if (operands_.size() == 2 && info(op_).arity == 2) return std::string(binary[i]);
         if (operands_.size() == 1) return "operand";
@@ -287,7 +302,8 @@ Shape infer_scatter(const Checker& c, const ScatterAttrs& a) {
   for (int i = 0; i < operand.rank(); ++i) {
     if (std::ranges::find(a.inserted_window_dims, i) != a.inserted_window_dims.end()) continue;
     const int64_t size = updates.dim(static_cast<int>(a.update_window_dims[w++]));
-    if (size > operand.dim(i)) c.fail("update window size {} exceeds operand axis {} of size {}", size, i, operand.dim(i));
+    if (size > operand.dim(i))
+      c.fail("update window size {} exceeds operand axis {} of size {}", size, i, operand.dim(i));
   }
   return operand;
 }
@@ -297,11 +313,16 @@ std::vector<Shape> infer_reduce(const Checker& c, const ReduceAttrs& a) {
   c.check_unique_axes(a.axes, s.rank(), "reduce axis");
   switch (a.kind) {
     case ReduceKind::sum:
-    case ReduceKind::prod: c.check_rule(TypeRule::numeric, s.dtype()); break;
+    case ReduceKind::prod:
+      c.check_rule(TypeRule::numeric, s.dtype());
+      break;
     case ReduceKind::and_:
-    case ReduceKind::or_: c.check_rule(TypeRule::int_or_bool, s.dtype()); break;
+    case ReduceKind::or_:
+      c.check_rule(TypeRule::int_or_bool, s.dtype());
+      break;
     case ReduceKind::max:
-    case ReduceKind::min: break;
+    case ReduceKind::min:
+      break;
     case ReduceKind::argmax:
     case ReduceKind::argmin:
       c.check_rule(TypeRule::numeric, s.dtype());
@@ -354,7 +375,8 @@ Shape infer_dot(const Checker& c, const DotAttrs& a) {
   const Shape& rhs = c.operand(1);
   c.check_same_dtype(lhs, rhs, "lhs and rhs");
   c.check_rule(TypeRule::numeric, a.result);
-  if (is_float(lhs.dtype()) != is_float(a.result)) c.fail("result dtype {} does not match the operands", name(a.result));
+  if (is_float(lhs.dtype()) != is_float(a.result))
+    c.fail("result dtype {} does not match the operands", name(a.result));
   if (a.lhs_batch.size() != a.rhs_batch.size()) c.fail("lhs and rhs have different numbers of batch axes");
   if (a.lhs_contracting.size() != a.rhs_contracting.size())
     c.fail("lhs and rhs have different numbers of contracting axes");
@@ -406,8 +428,7 @@ Shape infer_convolution(const Checker& c, const ConvolutionAttrs& a) {
     if (a.strides[i] < 1 || a.lhs_dilation[i] < 1 || a.rhs_dilation[i] < 1)
       c.fail("strides and dilations must be >= 1 (spatial axis {})", i);
     dims.push_back(windowed_size(lhs.dim(static_cast<int>(i + 2)), a.lhs_dilation[i], a.padding_low[i],
-                                 a.padding_high[i], rhs.dim(static_cast<int>(i + 2)), a.rhs_dilation[i],
-                                 a.strides[i]));
+                                 a.padding_high[i], rhs.dim(static_cast<int>(i + 2)), a.rhs_dilation[i], a.strides[i]));
   }
   return make_shape(dims, tags_of(lhs), lhs.dtype());
 }
@@ -422,24 +443,59 @@ std::vector<Shape> infer(Op op, std::span<const Shape> operands, const Attribute
   if (attrs.index() != op_info.attrs_index) c.fail("has attributes of the wrong kind");
 
   switch (op) {
-    case Op::parameter: return {std::get<ParameterAttrs>(attrs).shape};
-    case Op::constant: return {std::get<ConstantAttrs>(attrs).value.shape()};
+    case Op::parameter:
+      return {std::get<ParameterAttrs>(attrs).shape};
+    case Op::constant:
+      return {std::get<ConstantAttrs>(attrs).value.shape()};
     case Op::iota: {
       const auto& a = std::get<IotaAttrs>(attrs);
       c.check_rule(op_info.rule, a.shape.dtype());
       c.check_axis(a.axis, a.shape.rank(), "iota axis");
       return {a.shape};
     }
-    case Op::convert: return {operands[0].with_dtype(std::get<ConvertAttrs>(attrs).dtype)};
-    case Op::bitcast_convert: return {infer_bitcast(c, std::get<ConvertAttrs>(attrs).dtype)};
+    case Op::convert:
+      return {operands[0].with_dtype(std::get<ConvertAttrs>(attrs).dtype)};
+    case Op::bitcast_convert:
+      return {infer_bitcast(c, std::get<ConvertAttrs>(attrs).dtype)};
 
-    case Op::neg: case Op::abs: case Op::sign: case Op::exp: case Op::expm1: case Op::log: case Op::log1p:
-    case Op::sqrt: case Op::rsqrt: case Op::cbrt: case Op::tanh: case Op::logistic: case Op::sin: case Op::cos:
-    case Op::tan: case Op::erf: case Op::floor: case Op::ceil: case Op::round_nearest_even: case Op::not_:
-    case Op::is_finite: case Op::popcnt:
-    case Op::add: case Op::sub: case Op::mul: case Op::div: case Op::rem: case Op::pow: case Op::max: case Op::min:
-    case Op::atan2: case Op::and_: case Op::or_: case Op::xor_: case Op::shift_left: case Op::shift_right_logical:
-    case Op::shift_right_arithmetic: case Op::compare:
+    case Op::neg:
+    case Op::abs:
+    case Op::sign:
+    case Op::exp:
+    case Op::expm1:
+    case Op::log:
+    case Op::log1p:
+    case Op::sqrt:
+    case Op::rsqrt:
+    case Op::cbrt:
+    case Op::tanh:
+    case Op::logistic:
+    case Op::sin:
+    case Op::cos:
+    case Op::tan:
+    case Op::erf:
+    case Op::floor:
+    case Op::ceil:
+    case Op::round_nearest_even:
+    case Op::not_:
+    case Op::is_finite:
+    case Op::popcnt:
+    case Op::add:
+    case Op::sub:
+    case Op::mul:
+    case Op::div:
+    case Op::rem:
+    case Op::pow:
+    case Op::max:
+    case Op::min:
+    case Op::atan2:
+    case Op::and_:
+    case Op::or_:
+    case Op::xor_:
+    case Op::shift_left:
+    case Op::shift_right_logical:
+    case Op::shift_right_arithmetic:
+    case Op::compare:
       return infer_elementwise(op, c);
 
     case Op::select: {
@@ -459,7 +515,8 @@ std::vector<Shape> infer(Op op, std::span<const Shape> operands, const Attribute
       return {operands[1]};
     }
 
-    case Op::broadcast_in_dim: return {infer_broadcast(c, std::get<BroadcastAttrs>(attrs))};
+    case Op::broadcast_in_dim:
+      return {infer_broadcast(c, std::get<BroadcastAttrs>(attrs))};
     case Op::reshape: {
       const Shape& to = std::get<ReshapeAttrs>(attrs).shape;
       if (to.count() != operands[0].count())
@@ -478,7 +535,8 @@ std::vector<Shape> infer(Op op, std::span<const Shape> operands, const Attribute
       }
       return {make_shape(dims, tags, operands[0].dtype())};
     }
-    case Op::slice: return {infer_slice(c, std::get<SliceAttrs>(attrs))};
+    case Op::slice:
+      return {infer_slice(c, std::get<SliceAttrs>(attrs))};
     case Op::dynamic_slice: {
       if (operands.empty()) c.fail("needs an operand");
       const auto& sizes = std::get<DynamicSliceAttrs>(attrs).sizes;
@@ -514,14 +572,18 @@ std::vector<Shape> infer(Op op, std::span<const Shape> operands, const Attribute
       }
       return {make_shape(dims, tags_of(operands[0]), operands[0].dtype())};
     }
-    case Op::pad: return {infer_pad(c, std::get<PadAttrs>(attrs))};
+    case Op::pad:
+      return {infer_pad(c, std::get<PadAttrs>(attrs))};
     case Op::reverse:
       c.check_unique_axes(std::get<ReverseAttrs>(attrs).axes, operands[0].rank(), "reverse axis");
       return {operands[0]};
-    case Op::gather: return {infer_gather(c, std::get<GatherAttrs>(attrs))};
-    case Op::scatter: return {infer_scatter(c, std::get<ScatterAttrs>(attrs))};
+    case Op::gather:
+      return {infer_gather(c, std::get<GatherAttrs>(attrs))};
+    case Op::scatter:
+      return {infer_scatter(c, std::get<ScatterAttrs>(attrs))};
 
-    case Op::reduce: return infer_reduce(c, std::get<ReduceAttrs>(attrs));
+    case Op::reduce:
+      return infer_reduce(c, std::get<ReduceAttrs>(attrs));
     case Op::reduce_window: {
       c.check_rule(op_info.rule, operands[0].dtype());
       return {infer_reduce_window(c, std::get<ReduceWindowAttrs>(attrs))};
@@ -557,8 +619,10 @@ std::vector<Shape> infer(Op op, std::span<const Shape> operands, const Attribute
       if (!is_float(a.shape.dtype())) c.fail("generates floats, not {}", name(a.shape.dtype()));
       return {a.shape};
     }
-    case Op::custom_call: return std::get<CustomCallAttrs>(attrs).results;
-    case Op::optimization_barrier: return {operands.begin(), operands.end()};
+    case Op::custom_call:
+      return std::get<CustomCallAttrs>(attrs).results;
+    case Op::optimization_barrier:
+      return {operands.begin(), operands.end()};
   }
   c.fail("unknown op");
 }

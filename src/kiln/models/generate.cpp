@@ -36,8 +36,7 @@ io::BufferStore converted(const io::BufferStore& store, DType dtype) {
 
 Tokenizer load_tokenizer(const std::filesystem::path& model_dir) {
   std::error_code error;
-  if (!std::filesystem::is_directory(model_dir, error))
-    fail("model directory '{}' does not exist", model_dir.string());
+  if (!std::filesystem::is_directory(model_dir, error)) fail("model directory '{}' does not exist", model_dir.string());
   return Tokenizer::load(model_dir / "tokenizer.model");
 }
 
@@ -45,8 +44,7 @@ Tokenizer load_tokenizer(const std::filesystem::path& model_dir) {
 
 Generator::Generator(const Platform& platform, const std::filesystem::path& model_dir, DType dtype,
                      std::function<void(const std::string&)> progress)
-    : platform_(platform), dtype_(dtype), progress_(std::move(progress)),
-      tokenizer_(load_tokenizer(model_dir)) {
+    : platform_(platform), dtype_(dtype), progress_(std::move(progress)), tokenizer_(load_tokenizer(model_dir)) {
   if (dtype != DType::f32 && dtype != DType::bf16) fail("generate: dtype must be f32 or bf16, not {}", name(dtype));
   const auto start = Clock::now();
   auto say = [&](const std::string& message) {
@@ -89,8 +87,9 @@ HostBuffer Generator::prompt_logits(const std::vector<int>& prompt) {
   const Step& step = step_for(static_cast<int64_t>(prompt.size()));
   const Shape cache = model_.cache_shape(1, capacity_, dtype_);
   HostBuffer zero = HostBuffer::allocate(Shape(DType::i32));
-  auto [logits, k, v] = step(tokens_buffer(prompt), donate(Buffer::from(platform_, HostBuffer::allocate(cache))),
-                             donate(Buffer::from(platform_, HostBuffer::allocate(cache))), Buffer::from(platform_, zero));
+  auto [logits, k, v] =
+      step(tokens_buffer(prompt), donate(Buffer::from(platform_, HostBuffer::allocate(cache))),
+           donate(Buffer::from(platform_, HostBuffer::allocate(cache))), Buffer::from(platform_, zero));
   return logits.to_host();
 }
 
@@ -177,7 +176,8 @@ GenerateResult Generator::generate_ids(std::vector<int> prompt, const GenerateOp
     emit(token);
   }
   result.decode_seconds = seconds_since(start);
-  result.text = printed.starts_with(prompt_text) ? printed.substr(prompt_text.size()) : tokenizer_.decode(result.tokens);
+  result.text =
+      printed.starts_with(prompt_text) ? printed.substr(prompt_text.size()) : tokenizer_.decode(result.tokens);
   return result;
 }
 

@@ -65,8 +65,10 @@ Config Config::from(const io::Metadata& config) {
   c.bos_token_id = optional_key<int64_t>(config, "bos_token_id", -1);
   if (config.contains("eos_token_id")) {
     const auto& eos = config.at("eos_token_id");
-    if (std::holds_alternative<std::vector<int64_t>>(eos)) c.eos_token_ids = config.get<std::vector<int64_t>>("eos_token_id");
-    else if (!std::holds_alternative<std::monostate>(eos)) c.eos_token_ids = {config.get<int64_t>("eos_token_id")};
+    if (std::holds_alternative<std::vector<int64_t>>(eos))
+      c.eos_token_ids = config.get<std::vector<int64_t>>("eos_token_id");
+    else if (!std::holds_alternative<std::monostate>(eos))
+      c.eos_token_ids = {config.get<int64_t>("eos_token_id")};
   }
   return c;
 }
@@ -90,8 +92,8 @@ void DecoderLayer::init(const io::BufferStore& store) {
   post_attention_layernorm.eps = eps;
 }
 
-std::pair<Tensor, nn::KvCache> DecoderLayer::forward(const Tensor& x, const Tensor& positions,
-                                                     const nn::KvCache& cache, const Tensor& pos) const {
+std::pair<Tensor, nn::KvCache> DecoderLayer::forward(const Tensor& x, const Tensor& positions, const nn::KvCache& cache,
+                                                     const Tensor& pos) const {
   auto [attended, updated] = self_attn.forward(input_layernorm(x), positions, cache, pos);
   const Tensor h = x + attended;
   return {h + mlp(post_attention_layernorm(h)), updated};
@@ -111,8 +113,8 @@ void check_shapes(const CausalLM& lm) {
   };
   const int64_t d = c.layer.hidden_size, hd = c.layer.head_dim;
   if (static_cast<int64_t>(lm.model.layers.size()) != c.num_layers)
-    fail("config.json does not match the weights: num_hidden_layers is {} but the weights have {} layers",
-         c.num_layers, lm.model.layers.size());
+    fail("config.json does not match the weights: num_hidden_layers is {} but the weights have {} layers", c.num_layers,
+         lm.model.layers.size());
   expect(lm.model.embed_tokens.weight, "model.embed_tokens.weight", {c.vocab_size, d});
   for (size_t i = 0; i < lm.model.layers.size(); ++i) {
     const DecoderLayer& l = lm.model.layers[i];
@@ -125,7 +127,8 @@ void check_shapes(const CausalLM& lm) {
     expect(l.mlp.up_proj.weight, p + "mlp.up_proj.weight", {c.intermediate_size, d});
     expect(l.mlp.down_proj.weight, p + "mlp.down_proj.weight", {d, c.intermediate_size});
   }
-  if (lm.lm_head) expect(lm.lm_head->weight, "lm_head.weight", {c.vocab_size, d});
+  if (lm.lm_head)
+    expect(lm.lm_head->weight, "lm_head.weight", {c.vocab_size, d});
   else if (!c.tie_word_embeddings)
     fail("config.json does not match the weights: tie_word_embeddings is false but there is no lm_head.weight");
 }
@@ -144,8 +147,8 @@ std::tuple<Tensor, Tensor, Tensor> CausalLM::forward(Tensor tokens, Tensor cache
     cache_v = cache_v.dynamic_update_slice({{"layer", index}}, updated.v.insert_axis(0, "layer"));
   }
   x = model.norm(x);
-  const Tensor logits = lm_head ? (*lm_head)(x).rename({{"d", "voc"}})
-                                : x.dot(model.embed_tokens.weight.with_tags({"voc", "d"}), "d");
+  const Tensor logits =
+      lm_head ? (*lm_head)(x).rename({{"d", "voc"}}) : x.dot(model.embed_tokens.weight.with_tags({"voc", "d"}), "d");
   return {logits.convert(DType::f32), cache_k, cache_v};
 }
 

@@ -14,7 +14,8 @@ std::vector<double> rope_frequencies(int64_t head_dim, const RopeOptions& option
     frequencies[i] = std::pow(options.theta, -2.0 * static_cast<double>(i) / static_cast<double>(head_dim));
   const RopeScaling& s = options.scaling;
   switch (s.kind) {
-    case RopeScaling::Kind::none: break;
+    case RopeScaling::Kind::none:
+      break;
     case RopeScaling::Kind::linear:
       for (double& f : frequencies) f /= s.factor;
       break;
@@ -45,7 +46,8 @@ Tensor rope(const Tensor& x, const Tensor& positions, const RopeOptions& options
   const int64_t half = head_dim / 2;
   const std::vector<double> frequencies = rope_frequencies(head_dim, options);
   HostBuffer freq_buffer = HostBuffer::allocate(Shape({{"_half", half}}, DType::f32));
-  for (int64_t i = 0; i < half; ++i) freq_buffer.mutable_span<float>()[static_cast<size_t>(i)] = static_cast<float>(frequencies[static_cast<size_t>(i)]);
+  for (int64_t i = 0; i < half; ++i)
+    freq_buffer.mutable_span<float>()[static_cast<size_t>(i)] = static_cast<float>(frequencies[static_cast<size_t>(i)]);
 
   const DType dtype = x.dtype();
   const Tensor angles = positions.convert(DType::f32) * constant(freq_buffer);  // {s, _half}

@@ -8,11 +8,11 @@
 //   auto exe      = kiln::compile(platform, &Mlp::forward, store, kiln::Shape({{"b", 4}, {"d", 512}}));
 //   auto run      = exe.prepare(kiln::load<Mlp>(platform, store));
 //   kiln::Buffer y = run(kiln::Buffer::from(platform, x));
-#include <string>
 #include <functional>
+#include <string>
 #include <tuple>
-#include <utility>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "kiln/frontend/model.h"
@@ -42,8 +42,7 @@ struct BufferType<std::pair<Tensor, Tensor>> {
   using type = std::pair<Buffer, Buffer>;
 };
 template <template <typename> class S>
-  requires boost::describe::has_describe_members<S<Tensor>>::value
-struct BufferType<S<Tensor>> {
+requires boost::describe::has_describe_members<S<Tensor>>::value struct BufferType<S<Tensor>> {
   using type = S<Buffer>;
 };
 
@@ -76,8 +75,10 @@ ir::Graph trace_body(Body&& body) {
 // parameters, its weights. `fn` is usually &Model::forward, or a lambda
 // taking (const Model&, Tensor...).
 template <typename Model, typename F, typename... Shapes>
-  requires(std::is_same_v<Shapes, Shape> && ...) && std::is_invocable_v<F&, const Model&, detail::AsTensor<Shapes>...>
-auto compile(const Platform& platform, F&& fn, const Model& model, const Shapes&... shapes) {
+requires(std::is_same_v<Shapes, Shape>&&...) &&
+    std::is_invocable_v<F&, const Model&, detail::AsTensor<Shapes>...> auto compile(const Platform& platform, F&& fn,
+                                                                                    const Model& model,
+                                                                                    const Shapes&... shapes) {
   using R = std::invoke_result_t<F&, const Model&, detail::AsTensor<Shapes>...>;
   size_t weight_count = 0;
   ir::Graph graph = detail::trace_body([&](ir::Graph& g) {
@@ -97,21 +98,22 @@ auto compile(const Platform& platform, F&& fn, const Model& model, const Shapes&
 // The same, populating the model from `store` first. Model is deduced from a
 // member function (&Model::forward) or given: compile<Model>(platform, fn, store, ...).
 template <typename Model, typename F, typename... Shapes>
-  requires(std::is_same_v<Shapes, Shape> && ...) && std::is_invocable_v<F&, const Model&, detail::AsTensor<Shapes>...>
-auto compile(const Platform& platform, F&& fn, const io::BufferStore& store, const Shapes&... shapes) {
+requires(std::is_same_v<Shapes, Shape>&&...) &&
+    std::is_invocable_v<F&, const Model&, detail::AsTensor<Shapes>...> auto compile(const Platform& platform, F&& fn,
+                                                                                    const io::BufferStore& store,
+                                                                                    const Shapes&... shapes) {
   return compile(platform, std::forward<F>(fn), populate<Model>(store), shapes...);
 }
 template <typename Model, typename R, typename... Args, typename... Shapes>
-  requires(std::is_same_v<Shapes, Shape> && ...)
-auto compile(const Platform& platform, R (Model::*forward)(Args...) const, const io::BufferStore& store,
-             const Shapes&... shapes) {
+requires(std::is_same_v<Shapes, Shape>&&...) auto compile(const Platform& platform, R (Model::*forward)(Args...) const,
+                                                          const io::BufferStore& store, const Shapes&... shapes) {
   return compile(platform, forward, populate<Model>(store), shapes...);
 }
 
 // Compiles a free function of Tensors; there are no weights to prepare.
 template <typename F, typename... Shapes>
-  requires(std::is_same_v<Shapes, Shape> && ...)
-auto compile_fn(const Platform& platform, F&& fn, const Shapes&... shapes) {
+requires(std::is_same_v<Shapes, Shape>&&...) auto compile_fn(const Platform& platform, F&& fn,
+                                                             const Shapes&... shapes) {
   using R = std::invoke_result_t<F&, detail::AsTensor<Shapes>...>;
   ir::Graph graph = trace(std::forward<F>(fn), shapes...);
   return Executable<detail::BufferResult<R>>(detail::make_core(platform, std::move(graph), 0));

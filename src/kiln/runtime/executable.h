@@ -14,7 +14,6 @@
 //   };
 #include <boost/describe.hpp>
 #include <boost/mp11/algorithm.hpp>
-
 #include <span>
 #include <string>
 #include <tuple>
@@ -71,8 +70,8 @@ struct ResultTraits<std::vector<Buffer>> {
 template <typename... Bs>
 struct ResultTraits<std::tuple<Bs...>> {
   static std::tuple<Bs...> make(std::vector<Buffer>& out) {
-    return [&]<size_t... I>(std::index_sequence<I...>) { return std::tuple<Bs...>{out.at(I)...}; }(
-               std::index_sequence_for<Bs...>{});
+    return [&]<size_t... I>(std::index_sequence<I...>) { return std::tuple<Bs...>{out.at(I)...}; }
+    (std::index_sequence_for<Bs...>{});
   }
 };
 template <>
@@ -82,8 +81,7 @@ struct ResultTraits<std::pair<Buffer, Buffer>> {
 // Outputs<Buffer> for a struct template Outputs<T> whose fields are all T
 // and described with BOOST_DESCRIBE_CLASS: filled in field order.
 template <template <typename> class S>
-  requires boost::describe::has_describe_members<S<Buffer>>::value
-struct ResultTraits<S<Buffer>> {
+requires boost::describe::has_describe_members<S<Buffer>>::value struct ResultTraits<S<Buffer>> {
   static S<Buffer> make(std::vector<Buffer>& out) {
     S<Buffer> result{};
     size_t next = 0;

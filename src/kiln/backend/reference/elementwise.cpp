@@ -59,9 +59,7 @@ uint64_t load_bits(const HostBuffer& b, int64_t i) {
 // Stores a value computed in double into any result dtype: floats round once,
 // bool is value != 0, integers go through store_double's saturating
 // truncation (only is_finite lands here with a non-float result).
-void store_value(HostBuffer& b, int64_t i, double value) {
-  store_double(b.dtype(), element(b, i), value);
-}
+void store_value(HostBuffer& b, int64_t i, double value) { store_double(b.dtype(), element(b, i), value); }
 void store_bits(HostBuffer& b, int64_t i, uint64_t value) {
   store_int(b.dtype(), element(b, i), static_cast<int64_t>(value));
 }

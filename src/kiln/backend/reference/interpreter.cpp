@@ -39,26 +39,80 @@ Results run_host_callback(const ir::Node& node, Operands operands, const ir::Cal
 Results eval_node(const ir::Node& node, Operands operands, const ir::CallbackStates* states) {
   using ir::Op;
   switch (node.op) {
-    case Op::parameter: break;  // bound by evaluate()
-    case Op::constant: return {node.attrs_as<ir::ConstantAttrs>().value.copy()};
-    case Op::iota: case Op::convert: case Op::bitcast_convert:
-    case Op::neg: case Op::abs: case Op::sign: case Op::exp: case Op::expm1: case Op::log: case Op::log1p:
-    case Op::sqrt: case Op::rsqrt: case Op::cbrt: case Op::tanh: case Op::logistic: case Op::sin: case Op::cos:
-    case Op::tan: case Op::erf: case Op::floor: case Op::ceil: case Op::round_nearest_even: case Op::not_:
-    case Op::is_finite: case Op::popcnt:
-    case Op::add: case Op::sub: case Op::mul: case Op::div: case Op::rem: case Op::pow: case Op::max: case Op::min:
-    case Op::atan2: case Op::and_: case Op::or_: case Op::xor_: case Op::shift_left: case Op::shift_right_logical:
-    case Op::shift_right_arithmetic: case Op::compare: case Op::select: case Op::clamp:
+    case Op::parameter:
+      break;  // bound by evaluate()
+    case Op::constant:
+      return {node.attrs_as<ir::ConstantAttrs>().value.copy()};
+    case Op::iota:
+    case Op::convert:
+    case Op::bitcast_convert:
+    case Op::neg:
+    case Op::abs:
+    case Op::sign:
+    case Op::exp:
+    case Op::expm1:
+    case Op::log:
+    case Op::log1p:
+    case Op::sqrt:
+    case Op::rsqrt:
+    case Op::cbrt:
+    case Op::tanh:
+    case Op::logistic:
+    case Op::sin:
+    case Op::cos:
+    case Op::tan:
+    case Op::erf:
+    case Op::floor:
+    case Op::ceil:
+    case Op::round_nearest_even:
+    case Op::not_:
+    case Op::is_finite:
+    case Op::popcnt:
+    case Op::add:
+    case Op::sub:
+    case Op::mul:
+    case Op::div:
+    case Op::rem:
+    case Op::pow:
+    case Op::max:
+    case Op::min:
+    case Op::atan2:
+    case Op::and_:
+    case Op::or_:
+    case Op::xor_:
+    case Op::shift_left:
+    case Op::shift_right_logical:
+    case Op::shift_right_arithmetic:
+    case Op::compare:
+    case Op::select:
+    case Op::clamp:
       return eval_elementwise(node, operands);
-    case Op::broadcast_in_dim: case Op::reshape: case Op::transpose: case Op::slice: case Op::dynamic_slice:
-    case Op::dynamic_update_slice: case Op::concatenate: case Op::pad: case Op::reverse:
+    case Op::broadcast_in_dim:
+    case Op::reshape:
+    case Op::transpose:
+    case Op::slice:
+    case Op::dynamic_slice:
+    case Op::dynamic_update_slice:
+    case Op::concatenate:
+    case Op::pad:
+    case Op::reverse:
       return eval_movement(node, operands);
-    case Op::gather: case Op::scatter: return eval_indexing(node, operands);
-    case Op::reduce: case Op::reduce_window: return eval_reduction(node, operands);
-    case Op::dot_general: case Op::convolution: return eval_contraction(node, operands);
-    case Op::sort: case Op::top_k: return eval_sorting(node, operands);
-    case Op::rng: return eval_rng(node, operands);
-    case Op::custom_call: return run_host_callback(node, operands, states);
+    case Op::gather:
+    case Op::scatter:
+      return eval_indexing(node, operands);
+    case Op::reduce:
+    case Op::reduce_window:
+      return eval_reduction(node, operands);
+    case Op::dot_general:
+    case Op::convolution:
+      return eval_contraction(node, operands);
+    case Op::sort:
+    case Op::top_k:
+      return eval_sorting(node, operands);
+    case Op::rng:
+      return eval_rng(node, operands);
+    case Op::custom_call:
+      return run_host_callback(node, operands, states);
     case Op::optimization_barrier: {
       Results out;
       for (const auto& operand : operands) out.push_back(operand);
@@ -81,7 +135,8 @@ std::vector<HostBuffer> evaluate(const ir::Graph& graph, std::span<const HostBuf
     const Shape& given = parameters[i].shape();
     if (!std::ranges::equal(expected.dims(), given.dims()) || expected.dtype() != given.dtype())
       fail("reference: parameter {} must be {}, got {}", i, expected.to_string(), given.to_string());
-    values[static_cast<size_t>(parameter_nodes[i])] = {parameters[i].is_contiguous() ? parameters[i] : parameters[i].copy()};
+    values[static_cast<size_t>(parameter_nodes[i])] = {parameters[i].is_contiguous() ? parameters[i]
+                                                                                     : parameters[i].copy()};
   }
   const auto nodes = graph.nodes();
   for (size_t id = 0; id < nodes.size(); ++id) {
@@ -92,8 +147,7 @@ std::vector<HostBuffer> evaluate(const ir::Graph& graph, std::span<const HostBuf
       operands.push_back(values[static_cast<size_t>(v.node)][static_cast<size_t>(v.output)]);
     values[id] = eval_node(node, operands, callbacks);
     // Results carry the IR's tags, so callers see the shapes they traced.
-    for (size_t r = 0; r < values[id].size(); ++r)
-      values[id][r] = values[id][r].reshape(node.results[r]);
+    for (size_t r = 0; r < values[id].size(); ++r) values[id][r] = values[id][r].reshape(node.results[r]);
   }
   std::vector<HostBuffer> outputs;
   for (const ir::Value& v : graph.outputs())

@@ -11,9 +11,9 @@
 #include <span>
 #include <vector>
 
-#include "kiln/ir/host_callback.h"
 #include "kiln/core/host_buffer.h"
 #include "kiln/ir/graph.h"
+#include "kiln/ir/host_callback.h"
 
 namespace kiln::reference {
 
