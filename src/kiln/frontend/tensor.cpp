@@ -114,12 +114,15 @@ Tensor compare(const Tensor& a, const Tensor& b, ir::Comparison direction) {
   return binary(a, b, ir::Op::compare, ir::CompareAttrs{direction});
 }
 
-// A scalar of `like`'s dtype in `like`'s graph.
-Tensor scalar_like(const Tensor& like, double value) {
-  HostBuffer buffer = HostBuffer::allocate(Shape(like.dtype()));
-  store_double(like.dtype(), buffer.mutable_data(), value);
-  return add_node(like.graph(), ir::Op::constant, {}, ir::ConstantAttrs{buffer});
+// A rank-0 constant of `dtype` in `graph`.
+Tensor scalar_in(ir::Graph& graph, double value, DType dtype) {
+  HostBuffer buffer = HostBuffer::allocate(Shape(dtype));
+  store_double(dtype, buffer.mutable_data(), value);
+  return add_node(graph, ir::Op::constant, {}, ir::ConstantAttrs{buffer});
 }
+
+// A scalar of `like`'s dtype in `like`'s graph.
+Tensor scalar_like(const Tensor& like, double value) { return scalar_in(like.graph(), value, like.dtype()); }
 
 Tensor reduce(const Tensor& x, std::span<const std::string_view> tags, ir::ReduceKind kind, int result = 0) {
   ir::Axes axes;
@@ -573,11 +576,7 @@ Tensor constant(const HostBuffer& value) {
   return add_node(current(), ir::Op::constant, {}, ir::ConstantAttrs{value.copy()});
 }
 
-Tensor scalar(double value, DType dtype) {
-  HostBuffer buffer = HostBuffer::allocate(Shape(dtype));
-  store_double(dtype, buffer.mutable_data(), value);
-  return add_node(current(), ir::Op::constant, {}, ir::ConstantAttrs{buffer});
-}
+Tensor scalar(double value, DType dtype) { return scalar_in(current(), value, dtype); }
 
 Tensor iota(const Shape& shape, std::string_view tag) {
   return add_node(current(), ir::Op::iota, {}, ir::IotaAttrs{shape, shape.axis(tag)});

@@ -24,9 +24,6 @@ class Platform {
   // A platform may expose several devices (for sharding later); host
   // platforms have one.
   const std::vector<Device>& devices() const { return devices_; }
-  // True when buffers live in host memory (zero-copy transfers).
-  bool is_host() const { return true; }
-
   friend bool operator==(const Platform& a, const Platform& b) { return a.name_ == b.name_; }
 
  private:
