@@ -5,55 +5,19 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "kiln/backend/reference/interpreter.h"
-#include "kiln/io/buffer_store.h"
 #include "support/compare.h"
 #include "support/expect_error.h"
+#include "support/tracked_fixture.h"
 
 namespace kiln {
 namespace {
 
-const io::BufferStore& store() { return testing::fixture("ops/reduction.safetensors"); }
-
-// The cases "<prefix><label>" of one op, read through one
-// object that remembers which tensors were used.
-class Cases {
- public:
-  explicit Cases(std::string prefix) : prefix_(std::move(prefix)) {
-    const std::string suffix = ".expected";
-    for (const std::string& name : store().names())
-      if (name.starts_with(prefix_) && name.ends_with(suffix))
-        names_.push_back(name.substr(0, name.size() - suffix.size()));
-  }
-
-  const std::vector<std::string>& names() const { return names_; }
-  bool has(const std::string& name, const std::string& field) const { return store().contains(name + "." + field); }
-  const HostBuffer& get(const std::string& name, const std::string& field) {
-    used_.insert(name + "." + field);
-    return store().get(name + "." + field);
-  }
-  ir::Axes axes(const std::string& name, const std::string& field) {
-    const auto values = get(name, field).span<int64_t>();
-    return {values.begin(), values.end()};
-  }
-
-  // Every tensor under the prefix must have been read by the test.
-  void expect_all_read() const {
-    for (const std::string& name : store().names())
-      if (name.starts_with(prefix_)) {
-        EXPECT_TRUE(used_.contains(name)) << "fixture tensor not exercised: " << name;
-      }
-  }
-
- private:
-  std::string prefix_;
-  std::vector<std::string> names_;
-  std::set<std::string> used_;
-};
+// dot and conv cases share the reduction fixture file.
+constexpr const char* kFixture = "ops/reduction.safetensors";
 
 HostBuffer run(ir::Op op, const HostBuffer& lhs, const HostBuffer& rhs, ir::Attributes attrs) {
   ir::Graph g;
@@ -78,20 +42,20 @@ HostBuffer buffer(const Shape& shape, std::vector<T> values) {
 // f16 -> f32/f16; integers i8 -> i32, i8 -> i8 and i32, i64 (wrapping),
 // u8 -> u32. Default tolerances: the fixture rounds float64 results once.
 TEST(RefContraction, DotGeneralMatchesTorch) {
-  Cases cases("dot.");
+  testing::TrackedFixture fixture(kFixture);
   int count = 0;
-  for (const std::string& name : cases.names()) {
-    SCOPED_TRACE(name);
-    const HostBuffer& expected = cases.get(name, "expected");
-    const ir::DotAttrs attrs{cases.axes(name, "lhs_batch"), cases.axes(name, "rhs_batch"),
-                             cases.axes(name, "lhs_contracting"), cases.axes(name, "rhs_contracting"),
+  for (const std::string& prefix : fixture.case_prefixes("dot", "expected")) {
+    SCOPED_TRACE(prefix);
+    const HostBuffer& expected = fixture.get(prefix + "expected");
+    const ir::DotAttrs attrs{fixture.axes(prefix + "lhs_batch"), fixture.axes(prefix + "rhs_batch"),
+                             fixture.axes(prefix + "lhs_contracting"), fixture.axes(prefix + "rhs_contracting"),
                              expected.dtype()};
-    EXPECT_TRUE(testing::all_close(run(ir::Op::dot_general, cases.get(name, "lhs"), cases.get(name, "rhs"), attrs),
-                                   expected, name));
+    EXPECT_TRUE(testing::all_close(
+        run(ir::Op::dot_general, fixture.get(prefix + "lhs"), fixture.get(prefix + "rhs"), attrs), expected, prefix));
     ++count;
   }
   EXPECT_GE(count, 20);
-  cases.expect_all_read();
+  EXPECT_TRUE(fixture.all_read_under("dot."));
 }
 
 // 1-D, 2-D and 3-D; strides, symmetric, asymmetric and negative padding,
@@ -99,19 +63,20 @@ TEST(RefContraction, DotGeneralMatchesTorch) {
 // and with groups and cropping), an empty batch, a kernel larger than the
 // input; f32, f64, bf16, f16, i32 and i8 (wrapping).
 TEST(RefContraction, ConvolutionMatchesTorch) {
-  Cases cases("conv.");
+  testing::TrackedFixture fixture(kFixture);
   int count = 0;
-  for (const std::string& name : cases.names()) {
-    SCOPED_TRACE(name);
-    const ir::ConvolutionAttrs attrs{cases.axes(name, "strides"), cases.axes(name, "pad_lo"),
-                                     cases.axes(name, "pad_hi"),  cases.axes(name, "lhs_dil"),
-                                     cases.axes(name, "rhs_dil"), cases.axes(name, "groups").at(0)};
-    EXPECT_TRUE(testing::all_close(run(ir::Op::convolution, cases.get(name, "lhs"), cases.get(name, "rhs"), attrs),
-                                   cases.get(name, "expected"), name));
+  for (const std::string& prefix : fixture.case_prefixes("conv", "expected")) {
+    SCOPED_TRACE(prefix);
+    const ir::ConvolutionAttrs attrs{fixture.axes(prefix + "strides"), fixture.axes(prefix + "pad_lo"),
+                                     fixture.axes(prefix + "pad_hi"),  fixture.axes(prefix + "lhs_dil"),
+                                     fixture.axes(prefix + "rhs_dil"), fixture.scalar(prefix + "groups")};
+    EXPECT_TRUE(
+        testing::all_close(run(ir::Op::convolution, fixture.get(prefix + "lhs"), fixture.get(prefix + "rhs"), attrs),
+                           fixture.get(prefix + "expected"), prefix));
     ++count;
   }
   EXPECT_GE(count, 20);
-  cases.expect_all_read();
+  EXPECT_TRUE(fixture.all_read_under("conv."));
 }
 
 // Contraction results keep the IR's tags: batch, then lhs free, then rhs free.

@@ -26,11 +26,14 @@
 #include "kiln/ir/graph.h"
 #include "support/compare.h"
 #include "support/expect_error.h"
+#include "support/tracked_fixture.h"
 
 namespace kiln {
 namespace {
 
 using ir::Op;
+
+constexpr const char* kFixture = "ops/elementwise.safetensors";
 
 // Every op of the family, by printed name.
 // clang-format off
@@ -103,7 +106,7 @@ struct ParsedFixture {
 
 const ParsedFixture& parsed() {
   static const ParsedFixture result = [] {
-    const io::BufferStore& store = testing::fixture("ops/elementwise.safetensors");
+    const io::BufferStore& store = testing::fixture(kFixture);
     std::map<std::string, Case> groups;
     ParsedFixture p;
     for (const std::string& name : store.names()) {
@@ -176,14 +179,11 @@ void expect_matches(Op op, const HostBuffer& got, const HostBuffer& expected, co
   EXPECT_TRUE(same_zero_signs(got, expected)) << what;
 }
 
-// Runs one case and compares every output; returns the roles it read.
-std::set<std::string> check_case(const Case& c) {
+// Runs one case and compares every output, reading the case's tensors
+// through `fixture` so the caller can tell which roles were checked.
+void check_case(testing::TrackedFixture& fixture, const Case& c) {
   const Op op = op_from_name(c.op);
-  std::set<std::string> used;
-  auto in = [&](const std::string& r) -> const HostBuffer& {
-    used.insert(r);
-    return c.role(r);
-  };
+  auto in = [&](const std::string& role) -> const HostBuffer& { return fixture.get(c.id + "." + role); };
   // Ifs rather than a switch: the generic unary/binary path covers most ops
   // and a switch over ir::Op must not have a default.
   if (op == Op::iota) {
@@ -221,7 +221,6 @@ std::set<std::string> check_case(const Case& c) {
   } else {
     expect_matches(op, run(op, {in("lhs"), in("rhs")})[0], in("out"), c.id);
   }
-  return used;
 }
 
 // The cases each (op, dtype) must have: case0 (non-empty, rank >= 1) for
@@ -292,11 +291,11 @@ TEST_P(RefElementwiseFixture, MatchesTorchAndNumpy) {
   const auto& by_op = parsed().by_op;
   auto it = by_op.find(op);
   ASSERT_NE(it, by_op.end()) << "the fixture has no cases for " << op;
+  testing::TrackedFixture fixture(kFixture);
   for (const Case& c : it->second) {
     SCOPED_TRACE(c.id);
-    const std::set<std::string> used = check_case(c);
-    for (const auto& [role, buffer] : c.roles)
-      EXPECT_TRUE(used.count(role)) << c.id << "." << role << " was not checked";
+    check_case(fixture, c);
+    EXPECT_TRUE(fixture.all_read_under(c.id + ".")) << "a role of " << c.id << " was not checked";
   }
   check_coverage(op, it->second);
 }

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -16,46 +15,12 @@
 #include "kiln/io/buffer_store.h"
 #include "support/compare.h"
 #include "support/expect_error.h"
+#include "support/tracked_fixture.h"
 
 namespace kiln {
 namespace {
 
-const io::BufferStore& store() { return testing::fixture("ops/movement.safetensors"); }
-
-std::vector<std::string> cases_of(const std::string& op) {
-  std::set<std::string> prefixes;
-  for (const std::string& name : store().names()) {
-    if (name.rfind(op + ".case", 0) != 0) continue;
-    prefixes.insert(name.substr(0, name.find('.', op.size() + 5) + 1));
-  }
-  return {prefixes.begin(), prefixes.end()};
-}
-
-// One case of the fixture; remembers which of its tensors were read.
-class Case {
- public:
-  explicit Case(std::string prefix) : prefix_(std::move(prefix)) {}
-  const std::string& name() const { return prefix_; }
-  const HostBuffer& tensor(const std::string& what) {
-    used_.insert(prefix_ + what);
-    return store().get(prefix_ + what);
-  }
-  ir::Axes axes(const std::string& attr) {
-    const auto values = tensor("attr." + attr).span<int64_t>();
-    return {values.begin(), values.end()};
-  }
-  int64_t scalar(const std::string& attr) { return tensor("attr." + attr).span<int64_t>()[0]; }
-  std::vector<std::string> unused() const {
-    std::vector<std::string> names;
-    for (const std::string& name : store().names())
-      if (name.rfind(prefix_, 0) == 0 && !used_.contains(name)) names.push_back(name);
-    return names;
-  }
-
- private:
-  std::string prefix_;
-  std::set<std::string> used_;
-};
+constexpr const char* kFixture = "ops/movement.safetensors";
 
 ::testing::AssertionResult same_bytes(const HostBuffer& got, const HostBuffer& expected) {
   const HostBuffer a = got.copy(), b = expected.copy();
@@ -88,18 +53,20 @@ std::vector<HostBuffer> run(ir::Op op, const std::vector<HostBuffer>& inputs, ir
 }
 
 TEST(RefIndexing, GatherAllFixtureCases) {
-  const auto prefixes = cases_of("gather");
+  testing::TrackedFixture fixture(kFixture);
+  const auto prefixes = fixture.case_prefixes("gather");
   EXPECT_GE(prefixes.size(), 15u);
   for (const std::string& prefix : prefixes) {
     SCOPED_TRACE(prefix);
-    Case c(prefix);
-    const ir::GatherAttrs attrs{c.axes("offset_dims"), c.axes("collapsed_slice_dims"), c.axes("start_index_map"),
-                                c.scalar("index_vector_dim"), c.axes("slice_sizes")};
-    const auto out = run(ir::Op::gather, {c.tensor("operand"), c.tensor("indices")}, attrs);
-    const HostBuffer& expected = c.tensor("out");
+    const std::string attr = prefix + "attr.";
+    const ir::GatherAttrs attrs{fixture.axes(attr + "offset_dims"), fixture.axes(attr + "collapsed_slice_dims"),
+                                fixture.axes(attr + "start_index_map"), fixture.scalar(attr + "index_vector_dim"),
+                                fixture.axes(attr + "slice_sizes")};
+    const auto out = run(ir::Op::gather, {fixture.get(prefix + "operand"), fixture.get(prefix + "indices")}, attrs);
+    const HostBuffer& expected = fixture.get(prefix + "out");
     EXPECT_TRUE(testing::all_close(out[0], expected, prefix));
     EXPECT_TRUE(same_bytes(out[0], expected)) << prefix;
-    EXPECT_EQ(c.unused(), std::vector<std::string>{});
+    EXPECT_EQ(fixture.unread_under(prefix), std::vector<std::string>{});
   }
 }
 
@@ -107,25 +74,29 @@ TEST(RefIndexing, GatherAllFixtureCases) {
 // and rounds once, as the fixture does, so it is compared with all_close
 // (and untouched NaN/inf elements bit for bit).
 TEST(RefIndexing, ScatterAllFixtureCases) {
-  const auto prefixes = cases_of("scatter");
+  testing::TrackedFixture fixture(kFixture);
+  const auto prefixes = fixture.case_prefixes("scatter");
   EXPECT_GE(prefixes.size(), 17u);
   int add_cases = 0, replace_cases = 0;
   for (const std::string& prefix : prefixes) {
     SCOPED_TRACE(prefix);
-    Case c(prefix);
-    const int64_t mode = c.scalar("mode");
+    const std::string attr = prefix + "attr.";
+    const int64_t mode = fixture.scalar(attr + "mode");
     ASSERT_TRUE(mode == 0 || mode == 1);
-    const ir::ScatterAttrs attrs{c.axes("update_window_dims"), c.axes("inserted_window_dims"),
-                                 c.axes("scatter_dims_to_operand_dims"), c.scalar("index_vector_dim"),
+    const ir::ScatterAttrs attrs{fixture.axes(attr + "update_window_dims"), fixture.axes(attr + "inserted_window_dims"),
+                                 fixture.axes(attr + "scatter_dims_to_operand_dims"),
+                                 fixture.scalar(attr + "index_vector_dim"),
                                  mode == 0 ? ir::ScatterMode::replace : ir::ScatterMode::add};
-    const auto out = run(ir::Op::scatter, {c.tensor("operand"), c.tensor("indices"), c.tensor("updates")}, attrs);
-    const HostBuffer& expected = c.tensor("out");
+    const auto out =
+        run(ir::Op::scatter,
+            {fixture.get(prefix + "operand"), fixture.get(prefix + "indices"), fixture.get(prefix + "updates")}, attrs);
+    const HostBuffer& expected = fixture.get(prefix + "out");
     EXPECT_TRUE(testing::all_close(out[0], expected, prefix));
     if (mode == 1 && is_float(expected.dtype()))
       EXPECT_TRUE(same_non_finite_bits(out[0], expected)) << prefix;
     else
       EXPECT_TRUE(same_bytes(out[0], expected)) << prefix;
-    EXPECT_EQ(c.unused(), std::vector<std::string>{});
+    EXPECT_EQ(fixture.unread_under(prefix), std::vector<std::string>{});
     ++(mode == 1 ? add_cases : replace_cases);
   }
   EXPECT_GE(add_cases, 8);
@@ -135,19 +106,21 @@ TEST(RefIndexing, ScatterAllFixtureCases) {
 // Scatter must not change its operand buffer (the interpreter may hand the
 // same buffer to other nodes).
 TEST(RefIndexing, ScatterLeavesItsOperandUnchanged) {
-  Case c("scatter.case0.");
-  const HostBuffer& x = c.tensor("operand");
+  const io::BufferStore& store = testing::fixture(kFixture);
+  const HostBuffer& x = store.get("scatter.case0.operand");
+  const HostBuffer& indices = store.get("scatter.case0.indices");
+  const HostBuffer& updates = store.get("scatter.case0.updates");
   const HostBuffer before = x.copy();
   ir::Graph g;
   const ir::Value p = g.parameter(x.shape());
-  const ir::Value i = g.parameter(c.tensor("indices").shape());
-  const ir::Value u = g.parameter(c.tensor("updates").shape());
+  const ir::Value i = g.parameter(indices.shape());
+  const ir::Value u = g.parameter(updates.shape());
   const ir::ScatterAttrs attrs{{1}, {0}, {0}, 1, ir::ScatterMode::add};
   g.set_outputs({g.add(ir::Op::scatter, {p, i, u}, attrs), p});
-  const auto out = reference::evaluate(g, std::vector<HostBuffer>{x, c.tensor("indices"), c.tensor("updates")});
+  const auto out = reference::evaluate(g, std::vector<HostBuffer>{x, indices, updates});
   EXPECT_TRUE(same_bytes(out[1], before));
   EXPECT_TRUE(same_bytes(x, before));
-  EXPECT_TRUE(testing::all_close(out[0], c.tensor("out")));
+  EXPECT_TRUE(testing::all_close(out[0], store.get("scatter.case0.out")));
 }
 
 std::string error_of(const std::function<void()>& f) {

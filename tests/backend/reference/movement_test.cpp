@@ -8,71 +8,30 @@
 
 #include <cstring>
 #include <functional>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "kiln/backend/reference/interpreter.h"
+#include "kiln/core/element.h"
 #include "kiln/io/buffer_store.h"
 #include "support/compare.h"
 #include "support/expect_error.h"
+#include "support/tracked_fixture.h"
 
 namespace kiln {
 namespace {
 
-const io::BufferStore& store() { return testing::fixture("ops/movement.safetensors"); }
+constexpr const char* kFixture = "ops/movement.safetensors";
 
-// The prefixes "<op>.case<N>." of every case of `op` in the fixture.
-std::vector<std::string> cases_of(const std::string& op) {
-  std::set<std::string> prefixes;
-  for (const std::string& name : store().names()) {
-    if (name.rfind(op + ".case", 0) != 0) continue;
-    const size_t end = name.find('.', op.size() + 5);
-    prefixes.insert(name.substr(0, end + 1));
-  }
-  return {prefixes.begin(), prefixes.end()};
+// A 1-D `starts` tensor as rank-0 operands of its dtype.
+std::vector<HostBuffer> scalars_of(const HostBuffer& starts) {
+  const size_t size = size_of(starts.dtype());
+  std::vector<HostBuffer> scalars;
+  for (int64_t i = 0; i < starts.shape().count(); ++i)
+    scalars.push_back(
+        HostBuffer::copy_of(Shape(starts.dtype()), starts.bytes().subspan(static_cast<size_t>(i) * size, size)));
+  return scalars;
 }
-
-// Reads the tensors of one case and remembers which ones were read, so a
-// test can check that it used everything the fixture says about the case.
-class Case {
- public:
-  explicit Case(std::string prefix) : prefix_(std::move(prefix)) {}
-
-  const std::string& name() const { return prefix_; }
-  bool has(const std::string& what) const { return store().contains(prefix_ + what); }
-  const HostBuffer& tensor(const std::string& what) {
-    used_.insert(prefix_ + what);
-    return store().get(prefix_ + what);
-  }
-  ir::Axes axes(const std::string& attr) {
-    const HostBuffer& b = tensor("attr." + attr);
-    const auto values = b.span<int64_t>();
-    return {values.begin(), values.end()};
-  }
-  int64_t scalar(const std::string& attr) { return tensor("attr." + attr).span<int64_t>()[0]; }
-  // The 1-D `starts` tensor as rank-0 operands of its dtype.
-  std::vector<HostBuffer> starts() {
-    const HostBuffer& b = tensor("starts");
-    const size_t size = size_of(b.dtype());
-    std::vector<HostBuffer> scalars;
-    for (int64_t i = 0; i < b.shape().count(); ++i)
-      scalars.push_back(HostBuffer::copy_of(Shape(b.dtype()), b.bytes().subspan(static_cast<size_t>(i) * size, size)));
-    return scalars;
-  }
-
-  // Fixture tensors of this case that the test never read.
-  std::vector<std::string> unused() const {
-    std::vector<std::string> names;
-    for (const std::string& name : store().names())
-      if (name.rfind(prefix_, 0) == 0 && !used_.contains(name)) names.push_back(name);
-    return names;
-  }
-
- private:
-  std::string prefix_;
-  std::set<std::string> used_;
-};
 
 // These ops only move bytes: the result must equal the expectation bit for
 // bit (all_close alone would accept -0 for 0 and any NaN for a NaN).
@@ -84,10 +43,13 @@ class Case {
   return ::testing::AssertionSuccess();
 }
 
+using Fixture = testing::TrackedFixture;
+
 // Builds `op` on parameters holding `inputs`, evaluates it and compares with
 // the case's `out`.
-void run_case(Case& c, ir::Op op, const std::vector<HostBuffer>& inputs, ir::Attributes attrs) {
-  SCOPED_TRACE(c.name());
+void run_case(Fixture& fixture, const std::string& prefix, ir::Op op, const std::vector<HostBuffer>& inputs,
+              ir::Attributes attrs) {
+  SCOPED_TRACE(prefix);
   ir::Graph g;
   std::vector<ir::Value> operands;
   for (const HostBuffer& input : inputs) operands.push_back(g.parameter(input.shape()));
@@ -95,91 +57,97 @@ void run_case(Case& c, ir::Op op, const std::vector<HostBuffer>& inputs, ir::Att
   ir::verify(g);
   const std::vector<HostBuffer> out = reference::evaluate(g, inputs);
   ASSERT_EQ(out.size(), 1u);
-  const HostBuffer& expected = c.tensor("out");
-  EXPECT_TRUE(testing::all_close(out[0], expected, c.name()));
-  EXPECT_TRUE(same_bytes(out[0], expected)) << c.name();
-  EXPECT_EQ(c.unused(), std::vector<std::string>{}) << "the test ignored part of " << c.name();
+  const HostBuffer& expected = fixture.get(prefix + "out");
+  EXPECT_TRUE(testing::all_close(out[0], expected, prefix));
+  EXPECT_TRUE(same_bytes(out[0], expected)) << prefix;
+  EXPECT_EQ(fixture.unread_under(prefix), std::vector<std::string>{}) << "the test ignored part of " << prefix;
 }
 
-// Runs `one` on every case of `op` and checks the fixture has enough of them.
+// Runs `one(fixture, prefix)` on every case of `op` and checks the fixture
+// has enough of them.
 template <typename F>
 void for_each_case(const std::string& op, size_t at_least, F one) {
-  const auto prefixes = cases_of(op);
+  Fixture fixture(kFixture);
+  const auto prefixes = fixture.case_prefixes(op);
   EXPECT_GE(prefixes.size(), at_least) << op;
-  for (const std::string& prefix : prefixes) {
-    Case c(prefix);
-    one(c);
-  }
+  for (const std::string& prefix : prefixes) one(fixture, prefix);
 }
 
 TEST(RefMovement, BroadcastInDim) {
-  for_each_case("broadcast_in_dim", 8, [](Case& c) {
-    const HostBuffer& x = c.tensor("operand");
-    run_case(c, ir::Op::broadcast_in_dim, {x}, ir::BroadcastAttrs{c.tensor("out").shape(), c.axes("dims")});
+  for_each_case("broadcast_in_dim", 8, [](Fixture& fixture, const std::string& prefix) {
+    run_case(fixture, prefix, ir::Op::broadcast_in_dim, {fixture.get(prefix + "operand")},
+             ir::BroadcastAttrs{fixture.get(prefix + "out").shape(), fixture.axes(prefix + "attr.dims")});
   });
 }
 
 TEST(RefMovement, Reshape) {
-  for_each_case("reshape", 7, [](Case& c) {
-    run_case(c, ir::Op::reshape, {c.tensor("operand")}, ir::ReshapeAttrs{c.tensor("out").shape()});
+  for_each_case("reshape", 7, [](Fixture& fixture, const std::string& prefix) {
+    run_case(fixture, prefix, ir::Op::reshape, {fixture.get(prefix + "operand")},
+             ir::ReshapeAttrs{fixture.get(prefix + "out").shape()});
   });
 }
 
 TEST(RefMovement, Transpose) {
-  for_each_case("transpose", 7, [](Case& c) {
-    run_case(c, ir::Op::transpose, {c.tensor("operand")}, ir::TransposeAttrs{c.axes("permutation")});
+  for_each_case("transpose", 7, [](Fixture& fixture, const std::string& prefix) {
+    run_case(fixture, prefix, ir::Op::transpose, {fixture.get(prefix + "operand")},
+             ir::TransposeAttrs{fixture.axes(prefix + "attr.permutation")});
   });
 }
 
 TEST(RefMovement, Slice) {
-  for_each_case("slice", 8, [](Case& c) {
-    run_case(c, ir::Op::slice, {c.tensor("operand")},
-             ir::SliceAttrs{c.axes("start"), c.axes("limit"), c.axes("stride")});
+  for_each_case("slice", 8, [](Fixture& fixture, const std::string& prefix) {
+    run_case(fixture, prefix, ir::Op::slice, {fixture.get(prefix + "operand")},
+             ir::SliceAttrs{fixture.axes(prefix + "attr.start"), fixture.axes(prefix + "attr.limit"),
+                            fixture.axes(prefix + "attr.stride")});
   });
 }
 
 TEST(RefMovement, DynamicSliceClampsStarts) {
-  for_each_case("dynamic_slice", 9, [](Case& c) {
-    std::vector<HostBuffer> inputs = {c.tensor("operand")};
-    for (HostBuffer& s : c.starts()) inputs.push_back(s);
-    run_case(c, ir::Op::dynamic_slice, inputs, ir::DynamicSliceAttrs{c.axes("sizes")});
+  for_each_case("dynamic_slice", 9, [](Fixture& fixture, const std::string& prefix) {
+    std::vector<HostBuffer> inputs = {fixture.get(prefix + "operand")};
+    for (HostBuffer& s : scalars_of(fixture.get(prefix + "starts"))) inputs.push_back(s);
+    run_case(fixture, prefix, ir::Op::dynamic_slice, inputs,
+             ir::DynamicSliceAttrs{fixture.axes(prefix + "attr.sizes")});
   });
 }
 
 TEST(RefMovement, DynamicUpdateSliceClampsStarts) {
-  for_each_case("dynamic_update_slice", 8, [](Case& c) {
-    std::vector<HostBuffer> inputs = {c.tensor("operand"), c.tensor("update")};
-    for (HostBuffer& s : c.starts()) inputs.push_back(s);
-    run_case(c, ir::Op::dynamic_update_slice, inputs, ir::NoAttrs{});
+  for_each_case("dynamic_update_slice", 8, [](Fixture& fixture, const std::string& prefix) {
+    std::vector<HostBuffer> inputs = {fixture.get(prefix + "operand"), fixture.get(prefix + "update")};
+    for (HostBuffer& s : scalars_of(fixture.get(prefix + "starts"))) inputs.push_back(s);
+    run_case(fixture, prefix, ir::Op::dynamic_update_slice, inputs, ir::NoAttrs{});
   });
 }
 
 TEST(RefMovement, Concatenate) {
-  for_each_case("concatenate", 7, [](Case& c) {
+  for_each_case("concatenate", 7, [](Fixture& fixture, const std::string& prefix) {
     std::vector<HostBuffer> inputs;
-    for (int i = 0; c.has("operand" + std::to_string(i)); ++i)
-      inputs.push_back(c.tensor("operand" + std::to_string(i)));
-    run_case(c, ir::Op::concatenate, inputs, ir::ConcatenateAttrs{c.scalar("axis")});
+    for (int i = 0; fixture.contains(prefix + "operand" + std::to_string(i)); ++i)
+      inputs.push_back(fixture.get(prefix + "operand" + std::to_string(i)));
+    run_case(fixture, prefix, ir::Op::concatenate, inputs, ir::ConcatenateAttrs{fixture.scalar(prefix + "attr.axis")});
   });
 }
 
 TEST(RefMovement, PadWithInteriorAndCropping) {
-  for_each_case("pad", 9, [](Case& c) {
-    run_case(c, ir::Op::pad, {c.tensor("operand"), c.tensor("padding_value")},
-             ir::PadAttrs{c.axes("low"), c.axes("high"), c.axes("interior")});
+  for_each_case("pad", 9, [](Fixture& fixture, const std::string& prefix) {
+    run_case(fixture, prefix, ir::Op::pad, {fixture.get(prefix + "operand"), fixture.get(prefix + "padding_value")},
+             ir::PadAttrs{fixture.axes(prefix + "attr.low"), fixture.axes(prefix + "attr.high"),
+                          fixture.axes(prefix + "attr.interior")});
   });
 }
 
 TEST(RefMovement, Reverse) {
-  for_each_case("reverse", 7,
-                [](Case& c) { run_case(c, ir::Op::reverse, {c.tensor("operand")}, ir::ReverseAttrs{c.axes("axes")}); });
+  for_each_case("reverse", 7, [](Fixture& fixture, const std::string& prefix) {
+    run_case(fixture, prefix, ir::Op::reverse, {fixture.get(prefix + "operand")},
+             ir::ReverseAttrs{fixture.axes(prefix + "attr.axes")});
+  });
 }
 
 // A dynamic slice whose starts change between evaluations of one graph: the
 // clamp happens at run time, on the values, not when the graph is built.
 TEST(RefMovement, DynamicSliceStartsAreReadPerEvaluation) {
-  Case c("dynamic_slice.case0.");
-  const HostBuffer& x = c.tensor("operand");  // {5,6} f32, sizes [2,3]
+  const io::BufferStore& store = testing::fixture(kFixture);
+  const HostBuffer& x = store.get("dynamic_slice.case0.operand");  // {5,6} f32, sizes [2,3]
   ir::Graph g;
   const ir::Value p = g.parameter(x.shape());
   const ir::Value r = g.parameter(Shape(DType::i32));
@@ -197,7 +165,7 @@ TEST(RefMovement, DynamicSliceStartsAreReadPerEvaluation) {
       reference::evaluate(g, std::vector<HostBuffer>{x, scalar(3), scalar(0)});
   const std::vector<HostBuffer> in_range = reference::evaluate(g, std::vector<HostBuffer>{x, scalar(1), scalar(2)});
   EXPECT_TRUE(same_bytes(clamped[0], explicit_start[0]));
-  EXPECT_TRUE(same_bytes(in_range[0], c.tensor("out")));
+  EXPECT_TRUE(same_bytes(in_range[0], store.get("dynamic_slice.case0.out")));
   EXPECT_FALSE(same_bytes(clamped[0], in_range[0]));
 }
 
@@ -246,10 +214,11 @@ TEST(RefMovementFixture, EveryCaseBelongsToATestedOp) {
   const std::vector<std::string> ops = {
       "broadcast_in_dim", "reshape", "transpose", "slice",  "dynamic_slice", "dynamic_update_slice",
       "concatenate",      "pad",     "reverse",   "gather", "scatter"};
+  const testing::TrackedFixture fixture(kFixture);
   size_t cases = 0;
-  for (const std::string& op : ops) cases += cases_of(op).size();
+  for (const std::string& op : ops) cases += fixture.case_prefixes(op).size();
   EXPECT_GE(cases, 100u);
-  for (const std::string& name : store().names()) {
+  for (const std::string& name : fixture.store().names()) {
     bool known = false;
     for (const std::string& op : ops) known |= name.rfind(op + ".case", 0) == 0;
     EXPECT_TRUE(known) << name << " is not exercised by any test";

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -17,49 +16,14 @@
 #include "kiln/io/buffer_store.h"
 #include "support/compare.h"
 #include "support/expect_error.h"
+#include "support/tracked_fixture.h"
 
 namespace kiln {
 namespace {
 
-const io::BufferStore& store() { return testing::fixture("ops/reduction.safetensors"); }
+constexpr const char* kFixture = "ops/reduction.safetensors";
 
-// The cases "<prefix><kind>.<dtype>.<label>" of one op, read through one
-// object that remembers which tensors were used.
-class Cases {
- public:
-  explicit Cases(std::string prefix) : prefix_(std::move(prefix)) {
-    const std::string suffix = ".expected";
-    for (const std::string& name : store().names())
-      if (name.starts_with(prefix_) && name.ends_with(suffix))
-        names_.push_back(name.substr(0, name.size() - suffix.size()));
-  }
-
-  const std::vector<std::string>& names() const { return names_; }
-  bool has(const std::string& name, const std::string& field) const { return store().contains(name + "." + field); }
-  const HostBuffer& get(const std::string& name, const std::string& field) {
-    used_.insert(name + "." + field);
-    return store().get(name + "." + field);
-  }
-  ir::Axes axes(const std::string& name, const std::string& field) {
-    const auto values = get(name, field).span<int64_t>();
-    return {values.begin(), values.end()};
-  }
-
-  // Every tensor under the prefix must have been read by the test.
-  void expect_all_read() const {
-    for (const std::string& name : store().names())
-      if (name.starts_with(prefix_)) {
-        EXPECT_TRUE(used_.contains(name)) << "fixture tensor not exercised: " << name;
-      }
-  }
-
- private:
-  std::string prefix_;
-  std::vector<std::string> names_;
-  std::set<std::string> used_;
-};
-
-// "reduce.sum.f32.a1" -> "sum".
+// "reduce.sum.f32.a1." -> "sum".
 std::string field(const std::string& name, int index) {
   size_t begin = 0;
   for (int i = 0; i < index; ++i) begin = name.find('.', begin) + 1;
@@ -106,7 +70,7 @@ HostBuffer buffer(const Shape& shape, std::vector<T> values) {
 }
 
 TEST(RefReductionFixture, EveryTensorBelongsToATestedOp) {
-  for (const std::string& name : store().names())
+  for (const std::string& name : testing::fixture(kFixture).names())
     EXPECT_TRUE(name.starts_with("reduce.") || name.starts_with("reduce_window.") || name.starts_with("dot.") ||
                 name.starts_with("conv."))
         << name;
@@ -118,22 +82,22 @@ TEST(RefReductionFixture, EveryTensorBelongsToATestedOp) {
 // integer sums and products, long f32 and bf16 sums, an i32 index dtype.
 // Default tolerances: the fixture rounds float64 results once, as we do.
 TEST(RefReduction, ReduceMatchesTorch) {
-  Cases cases("reduce.");
+  testing::TrackedFixture fixture(kFixture);
   int count = 0;
-  for (const std::string& name : cases.names()) {
-    SCOPED_TRACE(name);
-    const HostBuffer& x = cases.get(name, "x");
-    ir::ReduceAttrs attrs{kind_of(field(name, 1)), cases.axes(name, "axes")};
+  for (const std::string& prefix : fixture.case_prefixes("reduce", "expected")) {
+    SCOPED_TRACE(prefix);
+    const HostBuffer& x = fixture.get(prefix + "x");
+    ir::ReduceAttrs attrs{kind_of(field(prefix, 1)), fixture.axes(prefix + "axes")};
     const bool arg = attrs.kind == ir::ReduceKind::argmax || attrs.kind == ir::ReduceKind::argmin;
-    ASSERT_EQ(arg, cases.has(name, "indices"));
-    if (arg) attrs.index_dtype = cases.get(name, "indices").dtype();
-    const HostBuffer& expected = cases.get(name, "expected");
+    ASSERT_EQ(arg, fixture.contains(prefix + "indices"));
+    if (arg) attrs.index_dtype = fixture.get(prefix + "indices").dtype();
+    const HostBuffer& expected = fixture.get(prefix + "expected");
 
     std::vector<HostBuffer> out = run_reduce(x, attrs);
     ASSERT_EQ(out.size(), arg ? 2u : 1u);
-    EXPECT_TRUE(testing::all_close(out[0], expected, name));
+    EXPECT_TRUE(testing::all_close(out[0], expected, prefix));
     if (arg) {
-      EXPECT_TRUE(testing::all_close(out[1], cases.get(name, "indices"), name + " indices"));
+      EXPECT_TRUE(testing::all_close(out[1], fixture.get(prefix + "indices"), prefix + " indices"));
     }
 
     // The order the axes are listed in does not matter (argmax indices count
@@ -141,15 +105,15 @@ TEST(RefReduction, ReduceMatchesTorch) {
     if (attrs.axes.size() > 1) {
       std::reverse(attrs.axes.begin(), attrs.axes.end());
       out = run_reduce(x, attrs);
-      EXPECT_TRUE(testing::all_close(out[0], expected, name + " reversed axes"));
+      EXPECT_TRUE(testing::all_close(out[0], expected, prefix + " reversed axes"));
       if (arg) {
-        EXPECT_TRUE(testing::all_close(out[1], cases.get(name, "indices"), name + " reversed axes"));
+        EXPECT_TRUE(testing::all_close(out[1], fixture.get(prefix + "indices"), prefix + " reversed axes"));
       }
     }
     ++count;
   }
   EXPECT_GE(count, 300);
-  cases.expect_all_read();
+  EXPECT_TRUE(fixture.all_read_under("reduce."));
 }
 
 // max/min pooling (torch max_pool1d/2d, padding ignored on all-negative
@@ -157,20 +121,20 @@ TEST(RefReduction, ReduceMatchesTorch) {
 // base dilation, asymmetric and negative padding, prod, rank 0, an empty
 // result; f32, f64, bf16, f16, i8 (wrapping), u8, i32, i64.
 TEST(RefReduction, ReduceWindowMatchesTorch) {
-  Cases cases("reduce_window.");
+  testing::TrackedFixture fixture(kFixture);
   int count = 0;
-  for (const std::string& name : cases.names()) {
-    SCOPED_TRACE(name);
-    const HostBuffer& x = cases.get(name, "x");
-    const ir::ReduceWindowAttrs attrs{kind_of(field(name, 1)),     cases.axes(name, "window"),
-                                      cases.axes(name, "strides"), cases.axes(name, "pad_lo"),
-                                      cases.axes(name, "pad_hi"),  cases.axes(name, "base_dil"),
-                                      cases.axes(name, "win_dil")};
-    EXPECT_TRUE(testing::all_close(run_window(x, attrs), cases.get(name, "expected"), name));
+  for (const std::string& prefix : fixture.case_prefixes("reduce_window", "expected")) {
+    SCOPED_TRACE(prefix);
+    const HostBuffer& x = fixture.get(prefix + "x");
+    const ir::ReduceWindowAttrs attrs{kind_of(field(prefix, 1)),        fixture.axes(prefix + "window"),
+                                      fixture.axes(prefix + "strides"), fixture.axes(prefix + "pad_lo"),
+                                      fixture.axes(prefix + "pad_hi"),  fixture.axes(prefix + "base_dil"),
+                                      fixture.axes(prefix + "win_dil")};
+    EXPECT_TRUE(testing::all_close(run_window(x, attrs), fixture.get(prefix + "expected"), prefix));
     ++count;
   }
   EXPECT_GE(count, 25);
-  cases.expect_all_read();
+  EXPECT_TRUE(fixture.all_read_under("reduce_window."));
 }
 
 // u64 is ordered as unsigned (values above 2^63 are the largest) and sums

@@ -8,7 +8,6 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +18,7 @@
 #include "kiln/io/buffer_store.h"
 #include "support/compare.h"
 #include "support/expect_error.h"
+#include "support/tracked_fixture.h"
 
 namespace kiln {
 namespace {
@@ -26,7 +26,8 @@ namespace {
 using ir::RngDistribution;
 using Key = std::array<uint32_t, 2>;
 
-const io::BufferStore& store() { return testing::fixture("ops/sorting.safetensors"); }
+// The rng cases share the sorting fixture file.
+constexpr const char* kFixture = "ops/sorting.safetensors";
 
 HostBuffer key_buffer(Key key) {
   HostBuffer b = HostBuffer::allocate(Shape({2}, DType::u32));
@@ -54,19 +55,12 @@ std::vector<double> values_of(const HostBuffer& buffer) {
   return values;
 }
 
-// "rng.key0." for every rng case of the fixture.
-std::vector<std::string> rng_cases() {
-  std::set<std::string> prefixes;
-  for (const std::string& name : store().names())
-    if (name.rfind("rng.", 0) == 0) prefixes.insert(name.substr(0, name.find('.', 4) + 1));
-  return {prefixes.begin(), prefixes.end()};
-}
-
 TEST(RefRng, PhiloxKnownAnswers) {
-  const auto counters = store().get("philox.kat.counter").span<uint32_t>();
-  const auto keys = store().get("philox.kat.key").span<uint32_t>();
-  const auto words = store().get("philox.kat.words").span<uint32_t>();
-  const size_t rows = store().get("philox.kat.words").shape().dim(0);
+  const io::BufferStore& store = testing::fixture(kFixture);
+  const auto counters = store.get("philox.kat.counter").span<uint32_t>();
+  const auto keys = store.get("philox.kat.key").span<uint32_t>();
+  const auto words = store.get("philox.kat.words").span<uint32_t>();
+  const size_t rows = store.get("philox.kat.words").shape().dim(0);
   ASSERT_GE(rows, 3u);
   for (size_t r = 0; r < rows; ++r) {
     const auto got =
@@ -81,14 +75,15 @@ TEST(RefRng, PhiloxKnownAnswers) {
 
 // Raw words of elements 0..n-1, and the op's f64 uniforms built from them.
 TEST(RefRng, ElementWordsMatchFixture) {
+  testing::TrackedFixture fixture(kFixture);
   int cases = 0;
-  for (const std::string& prefix : rng_cases()) {
-    if (!store().contains(prefix + "words")) continue;
+  for (const std::string& prefix : fixture.case_prefixes("rng")) {
+    if (!fixture.contains(prefix + "words")) continue;
     SCOPED_TRACE(prefix);
     ++cases;
-    const HostBuffer& key = store().get(prefix + "key");
+    const HostBuffer& key = fixture.get(prefix + "key");
     const Key k = {key.span<uint32_t>()[0], key.span<uint32_t>()[1]};
-    const HostBuffer& words = store().get(prefix + "words");
+    const HostBuffer& words = fixture.get(prefix + "words");
     const int64_t n = words.shape().dim(0);
     const auto w = words.span<uint32_t>();
     const std::vector<double> uniform = values_of(run_rng(key, RngDistribution::uniform, Shape({n}, DType::f64)));
@@ -104,17 +99,17 @@ TEST(RefRng, ElementWordsMatchFixture) {
 }
 
 TEST(RefRng, MatchesFixture) {
-  const std::vector<std::string> prefixes = rng_cases();
-  ASSERT_EQ(static_cast<int64_t>(prefixes.size()), store().metadata<int64_t>("rng_cases"));
+  testing::TrackedFixture fixture(kFixture);
+  const std::vector<std::string> prefixes = fixture.case_prefixes("rng");
+  ASSERT_EQ(static_cast<int64_t>(prefixes.size()), fixture.store().metadata<int64_t>("rng_cases"));
   int outputs = 0;
   for (const std::string& prefix : prefixes) {
     SCOPED_TRACE(prefix);
-    const HostBuffer& key = store().get(prefix + "key");
-    for (const std::string& name : store().names()) {
-      if (name.rfind(prefix, 0) != 0) continue;
+    const HostBuffer& key = fixture.get(prefix + "key");
+    for (const std::string& name : fixture.names_under(prefix)) {
       const std::string what = name.substr(prefix.size());
       if (what == "key" || what == "words") continue;  // words: ElementWordsMatchFixture
-      const HostBuffer& expected = store().get(name);
+      const HostBuffer& expected = fixture.get(name);
       RngDistribution distribution;
       testing::Tolerance tolerance{};  // uniforms are exact in every dtype
       if (what.rfind("uniform_", 0) == 0) {

@@ -10,7 +10,6 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -19,44 +18,12 @@
 #include "kiln/io/buffer_store.h"
 #include "support/compare.h"
 #include "support/expect_error.h"
+#include "support/tracked_fixture.h"
 
 namespace kiln {
 namespace {
 
-const io::BufferStore& store() { return testing::fixture("ops/sorting.safetensors"); }
-
-// "sort.f32_r1." for every case of `op` in the fixture.
-std::vector<std::string> case_prefixes(const std::string& op) {
-  std::set<std::string> prefixes;
-  for (const std::string& name : store().names()) {
-    if (name.rfind(op + ".", 0) != 0) continue;
-    prefixes.insert(name.substr(0, name.find('.', op.size() + 1) + 1));
-  }
-  return {prefixes.begin(), prefixes.end()};
-}
-
-// One case of the fixture; remembers which of its tensors were read.
-class FixtureCase {
- public:
-  explicit FixtureCase(std::string prefix) : prefix_(std::move(prefix)) {}
-  const std::string& name() const { return prefix_; }
-  bool has(const std::string& what) const { return store().contains(prefix_ + what); }
-  const HostBuffer& tensor(const std::string& what) {
-    used_.insert(prefix_ + what);
-    return store().get(prefix_ + what);
-  }
-  int64_t scalar(const std::string& what) { return tensor(what).span<int64_t>()[0]; }
-  std::vector<std::string> unused() const {
-    std::vector<std::string> names;
-    for (const std::string& name : store().names())
-      if (name.rfind(prefix_, 0) == 0 && !used_.contains(name)) names.push_back(name);
-    return names;
-  }
-
- private:
-  std::string prefix_;
-  std::set<std::string> used_;
-};
+constexpr const char* kFixture = "ops/sorting.safetensors";
 
 // The same bytes seen as unsigned integers of the element's size, so that
 // all_close compares bit patterns exactly (-0.0 vs +0.0, NaN payloads).
@@ -85,42 +52,44 @@ void expect_exact(const HostBuffer& got, const HostBuffer& expected, const std::
 Shape shape_of(const HostBuffer& buffer) { return Shape(buffer.shape().dims(), buffer.dtype()); }
 
 TEST(RefSorting, SortMatchesTorchFixture) {
-  const std::vector<std::string> prefixes = case_prefixes("sort");
-  ASSERT_EQ(static_cast<int64_t>(prefixes.size()), store().metadata<int64_t>("sort_cases"));
+  testing::TrackedFixture fixture(kFixture);
+  const std::vector<std::string> prefixes = fixture.case_prefixes("sort");
+  ASSERT_EQ(static_cast<int64_t>(prefixes.size()), fixture.store().metadata<int64_t>("sort_cases"));
   ASSERT_FALSE(prefixes.empty());
   for (const std::string& prefix : prefixes) {
     SCOPED_TRACE(prefix);
-    FixtureCase c(prefix);
     std::vector<HostBuffer> inputs;
-    while (c.has("in" + std::to_string(inputs.size())))
-      inputs.push_back(c.tensor("in" + std::to_string(inputs.size())));
+    while (fixture.contains(prefix + "in" + std::to_string(inputs.size())))
+      inputs.push_back(fixture.get(prefix + "in" + std::to_string(inputs.size())));
     ASSERT_FALSE(inputs.empty());
 
     ir::Graph g;
     std::vector<ir::Value> params;
     for (const HostBuffer& input : inputs) params.push_back(g.parameter(shape_of(input)));
-    const ir::SortAttrs attrs{c.scalar("attr.axis"), c.scalar("attr.descending") != 0, true};
+    const ir::SortAttrs attrs{fixture.scalar(prefix + "attr.axis"), fixture.scalar(prefix + "attr.descending") != 0,
+                              true};
     const ir::Value sorted = g.add(ir::Op::sort, params, attrs);
     g.set_outputs(g.results(sorted.node));
     ir::verify(g);
     const std::vector<HostBuffer> out = reference::evaluate(g, inputs);
 
     ASSERT_EQ(out.size(), inputs.size());
-    for (size_t j = 0; j < out.size(); ++j) expect_exact(out[j], c.tensor("out" + std::to_string(j)), prefix);
-    EXPECT_TRUE(c.unused().empty()) << c.unused().front();
+    for (size_t j = 0; j < out.size(); ++j)
+      expect_exact(out[j], fixture.get(prefix + "out" + std::to_string(j)), prefix);
+    EXPECT_TRUE(fixture.all_read_under(prefix));
   }
 }
 
 TEST(RefSorting, TopKMatchesTorchFixture) {
-  const std::vector<std::string> prefixes = case_prefixes("top_k");
-  ASSERT_EQ(static_cast<int64_t>(prefixes.size()), store().metadata<int64_t>("top_k_cases"));
+  testing::TrackedFixture fixture(kFixture);
+  const std::vector<std::string> prefixes = fixture.case_prefixes("top_k");
+  ASSERT_EQ(static_cast<int64_t>(prefixes.size()), fixture.store().metadata<int64_t>("top_k_cases"));
   ASSERT_FALSE(prefixes.empty());
   for (const std::string& prefix : prefixes) {
     SCOPED_TRACE(prefix);
-    FixtureCase c(prefix);
-    const HostBuffer& input = c.tensor("in");
-    const HostBuffer& values = c.tensor("values");
-    const HostBuffer& indices = c.tensor("indices");
+    const HostBuffer& input = fixture.get(prefix + "in");
+    const HostBuffer& values = fixture.get(prefix + "values");
+    const HostBuffer& indices = fixture.get(prefix + "indices");
 
     ir::Graph g;
     const ir::Value x = g.parameter(shape_of(input));
@@ -132,13 +101,13 @@ TEST(RefSorting, TopKMatchesTorchFixture) {
     ASSERT_EQ(out.size(), 2u);
     expect_exact(out[0], values, prefix + "values");
     EXPECT_TRUE(testing::all_close(out[1], indices, prefix + "indices"));
-    EXPECT_TRUE(c.unused().empty()) << c.unused().front();
+    EXPECT_TRUE(fixture.all_read_under(prefix));
   }
 }
 
 // Every tensor of the fixture belongs to an op that a test walks through.
 TEST(RefSorting, FixtureHoldsOnlyKnownOps) {
-  for (const std::string& name : store().names()) {
+  for (const std::string& name : testing::fixture(kFixture).names()) {
     const bool known = name.rfind("sort.", 0) == 0 || name.rfind("top_k.", 0) == 0 || name.rfind("rng.", 0) == 0 ||
                        name.rfind("philox.", 0) == 0;
     EXPECT_TRUE(known) << name;
