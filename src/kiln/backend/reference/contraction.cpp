@@ -6,6 +6,7 @@
 #include <span>
 #include <vector>
 
+#include "kiln/backend/reference/index_util.h"
 #include "kiln/backend/reference/kernels.h"
 #include "kiln/core/element.h"
 #include "kiln/core/error.h"
@@ -53,26 +54,6 @@ struct Sum {
       store_int(dtype, p, static_cast<int64_t>(u));
   }
 };
-
-// Element offsets of every index of `dims`, row-major, under `strides`.
-std::vector<int64_t> offsets_of(std::span<const int64_t> dims, std::span<const int64_t> strides) {
-  int64_t count = 1;
-  for (int64_t d : dims) count *= d;
-  std::vector<int64_t> out;
-  if (count == 0) return out;
-  out.reserve(static_cast<size_t>(count));
-  std::vector<int64_t> index(dims.size(), 0);
-  for (int64_t n = 0; n < count; ++n) {
-    int64_t offset = 0;
-    for (size_t a = 0; a < dims.size(); ++a) offset += index[a] * strides[a];
-    out.push_back(offset);
-    for (size_t a = dims.size(); a-- > 0;) {
-      if (++index[a] < dims[a]) break;
-      index[a] = 0;
-    }
-  }
-  return out;
-}
 
 // The dims and strides of `shape` at `axes`, in the order given.
 void gather_axes(const Shape& shape, std::span<const int64_t> axes, std::vector<int64_t>& dims,

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <span>
+#include <vector>
 
 #include "kiln/core/element.h"
 #include "kiln/core/host_buffer.h"
@@ -35,6 +36,27 @@ void for_each_index(std::span<const int64_t> dims, F&& f) {
     }
     if (axis < 0) return;
   }
+}
+
+// Element offsets (in elements) of every index of `dims`, in row-major order,
+// for a tensor with `strides`. Empty if any dim is 0; {0} for rank 0.
+inline std::vector<int64_t> offsets_of(std::span<const int64_t> dims, std::span<const int64_t> strides) {
+  int64_t count = 1;
+  for (int64_t d : dims) count *= d;
+  std::vector<int64_t> out;
+  out.reserve(static_cast<size_t>(count));
+  if (count == 0) return out;
+  std::vector<int64_t> index(dims.size(), 0);
+  for (int64_t n = 0; n < count; ++n) {
+    int64_t offset = 0;
+    for (size_t a = 0; a < dims.size(); ++a) offset += index[a] * strides[a];
+    out.push_back(offset);
+    for (size_t a = dims.size(); a-- > 0;) {
+      if (++index[a] < dims[a]) break;
+      index[a] = 0;
+    }
+  }
+  return out;
 }
 
 // Byte offset of `index` (first shape.rank() entries) in a contiguous

@@ -8,6 +8,7 @@
 #include <span>
 #include <vector>
 
+#include "kiln/backend/reference/index_util.h"
 #include "kiln/backend/reference/kernels.h"
 #include "kiln/core/element.h"
 #include "kiln/core/error.h"
@@ -16,27 +17,6 @@ namespace kiln::reference {
 namespace {
 
 using ir::ReduceKind;
-
-// Element offsets (in elements) of every index of `dims`, in row-major order,
-// for a tensor with `strides`. Empty if any dim is 0; {0} for rank 0.
-std::vector<int64_t> offsets_of(std::span<const int64_t> dims, std::span<const int64_t> strides) {
-  int64_t count = 1;
-  for (int64_t d : dims) count *= d;
-  std::vector<int64_t> out;
-  out.reserve(static_cast<size_t>(count));
-  if (count == 0) return out;
-  std::vector<int64_t> index(dims.size(), 0);
-  for (int64_t n = 0; n < count; ++n) {
-    int64_t offset = 0;
-    for (size_t a = 0; a < dims.size(); ++a) offset += index[a] * strides[a];
-    out.push_back(offset);
-    for (size_t a = dims.size(); a-- > 0;) {
-      if (++index[a] < dims[a]) break;
-      index[a] = 0;
-    }
-  }
-  return out;
-}
 
 // Advances a row-major multi-index; false once it wraps around to all zeros.
 bool next_index(std::vector<int64_t>& index, std::span<const int64_t> dims) {
