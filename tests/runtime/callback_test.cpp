@@ -85,6 +85,44 @@ TEST(Callback, MissingBindNamesTheCallback) {
   EXPECT_ERROR(exe(floats({1, 2, 3})), "[callback] 'CubePlus' has no bound state: call exe.bind<CubePlus>(&state)");
 }
 
+TEST(Callback, SameTypeTwiceWithNamedStates) {
+  auto exe = compile_fn(
+      platform,
+      [](Tensor x) {
+        Tensor a = callback<Counter>({x}, {Shape(DType::i32)}, "left")[0];
+        Tensor b = callback<Counter>({x}, {Shape(DType::i32)}, "right")[0];
+        return std::make_tuple(a, b);
+      },
+      Shape({1}));
+  Counter left, right;
+  right.calls = 100;
+  EXPECT_ERROR(exe(floats({0})), "[callback] 'left' has no bound state: call exe.bind<Counter>(&state, \"left\")");
+  exe.bind(&left, "left").bind(&right, "right");
+  auto [a, b] = exe(floats({0}));
+  EXPECT_EQ(a.to_host().span<int32_t>()[0], 1);
+  EXPECT_EQ(b.to_host().span<int32_t>()[0], 101);
+}
+
+TEST(Callback, StateOfTheWrongTypeIsRefused) {
+  auto exe = compile_cube();
+  Counter counter;
+  exe.bind(&counter, "CubePlus");
+  EXPECT_ERROR(exe(floats({1, 2, 3})), "[callback] 'CubePlus' is bound to a state of another type");
+}
+
+// No `name` member: known by its demangled C++ type name.
+struct Unnamed {
+  void call(std::span<const HostBuffer>, std::span<HostBuffer>) {}
+};
+
+TEST(Callback, TypesWithoutANameUseTheirCppName) {
+  auto exe = compile_fn(
+      platform, [](Tensor x) { return callback<Unnamed>({x}, {x.shape()})[0]; }, Shape({{"n", 1}}));
+  EXPECT_ERROR(exe(floats({1})),
+               "[callback] 'kiln::(anonymous namespace)::Unnamed' has no bound state: call "
+               "exe.bind<Unnamed>(&state)");
+}
+
 struct Thrower {
   static constexpr std::string_view name = "Thrower";
   bool fail = true;

@@ -8,11 +8,11 @@ namespace {
 
 constexpr size_t kAlignment = 64;
 
-std::shared_ptr<std::byte> aligned_zeroed(size_t bytes) {
+std::shared_ptr<std::byte> aligned(size_t bytes, bool zeroed) {
   const size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   void* memory = std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded);
   if (memory == nullptr) fail("out of memory allocating {} bytes", bytes);
-  std::memset(memory, 0, rounded);
+  if (zeroed) std::memset(memory, 0, rounded);
   return std::shared_ptr<std::byte>(static_cast<std::byte*>(memory), [](std::byte* p) { std::free(p); });
 }
 
@@ -40,9 +40,28 @@ HostBuffer HostBuffer::allocate(const Shape& shape) {
   HostBuffer b;
   b.shape_ = shape;
   b.byte_strides_ = shape.byte_strides();
-  auto memory = aligned_zeroed(shape.byte_size());
+  auto memory = aligned(shape.byte_size(), /*zeroed=*/true);
   b.data_ = memory.get();
   b.owner_ = std::move(memory);
+  return b;
+}
+
+HostBuffer HostBuffer::uninitialized(const Shape& shape) {
+  HostBuffer b;
+  b.shape_ = shape;
+  b.byte_strides_ = shape.byte_strides();
+  auto memory = aligned(shape.byte_size(), /*zeroed=*/false);
+  b.data_ = memory.get();
+  b.owner_ = std::move(memory);
+  return b;
+}
+
+HostBuffer HostBuffer::view(const Shape& shape, std::byte* data, std::shared_ptr<const void> keep_alive) {
+  HostBuffer b;
+  b.shape_ = shape;
+  b.byte_strides_ = shape.byte_strides();
+  b.data_ = data;
+  b.owner_ = std::move(keep_alive);
   return b;
 }
 

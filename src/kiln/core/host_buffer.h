@@ -19,11 +19,17 @@ class HostBuffer {
 
   // Zero-filled, 64-byte aligned, contiguous.
   static HostBuffer allocate(const Shape& shape);
+  // The same without the zero fill: for memory that is written before it is read.
+  static HostBuffer uninitialized(const Shape& shape);
   // Contiguous copy of `bytes`, which must hold exactly shape.byte_size().
   static HostBuffer copy_of(const Shape& shape, std::span<const std::byte> bytes);
   // Contiguous view of `bytes`; `keep_alive` owns the memory.
   static HostBuffer borrow(const Shape& shape, std::span<const std::byte> bytes,
                            std::shared_ptr<const void> keep_alive);
+  // Contiguous, writable view of `data` (shape.byte_size() bytes) that
+  // `keep_alive` (may be null) owns: how backends hand out pieces of their
+  // own memory.
+  static HostBuffer view(const Shape& shape, std::byte* data, std::shared_ptr<const void> keep_alive);
 
   const Shape& shape() const { return shape_; }
   DType dtype() const { return shape_.dtype(); }

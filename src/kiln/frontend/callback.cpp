@@ -1,14 +1,37 @@
 #include "kiln/frontend/callback.h"
 
+#include <cxxabi.h>
 #include <fmt/format.h>
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 
 #include "kiln/core/element.h"
 
 namespace kiln {
 namespace detail {
+
+std::string unqualified(const std::string& type_name) {
+  int depth = 0;
+  size_t start = 0;
+  for (size_t i = 0; i < type_name.size(); ++i) {
+    const char c = type_name[i];
+    if (c == '<' || c == '(') ++depth;
+    if (c == '>' || c == ')') --depth;
+    if (depth == 0 && c == ':' && i + 1 < type_name.size() && type_name[i + 1] == ':') start = i + 2;
+  }
+  return type_name.substr(start);
+}
+
+std::string demangled(const std::type_info& type) {
+  int status = 0;
+  char* name = abi::__cxa_demangle(type.name(), nullptr, nullptr, &status);
+  if (status != 0 || name == nullptr) return type.name();
+  std::string result(name);
+  std::free(name);
+  return result;
+}
 
 std::vector<Tensor> add_callback(std::span<const Tensor> inputs, std::span<const Shape> outputs,
                                  std::shared_ptr<const ir::HostCallback> callback, bool has_side_effect) {
@@ -46,7 +69,9 @@ void PrintCallback::call(std::span<const HostBuffer> inputs, std::span<HostBuffe
 
 Tensor Tensor::print(std::string label) const {
   auto printer = std::make_shared<PrintCallback>(PrintCallback{std::move(label)});
-  return detail::add_callback(std::array{*this}, std::array{shape()}, detail::describe_callback<PrintCallback>(printer),
+  const std::string name = fmt::format("print({})", printer->label);
+  return detail::add_callback(std::array{*this}, std::array{shape()},
+                              detail::describe_callback<PrintCallback>(name, printer),
                               /*has_side_effect=*/true)[0];
 }
 

@@ -15,6 +15,11 @@
 //   Counter counter;                   // you own it; it must outlive the calls
 //   exe.bind<Counter>(&counter);       // per executable: another exe may bind another Counter
 //
+// A callback is known by its name: T::name when the type has one, else its
+// C++ type name. Two callbacks of one type with different states take a name
+// each: kiln::callback<Counter>({x}, {x.shape()}, "left") and
+// exe.bind<Counter>(&left_counter, "left").
+//
 // `call` receives the inputs in host memory and writes the outputs, which
 // arrive zero-filled, or holding a copy of an input when config().aliases
 // says so. An exception thrown by `call` surfaces from the executable's call
@@ -55,17 +60,25 @@ concept HasName = requires {
 std::vector<Tensor> add_callback(std::span<const Tensor> inputs, std::span<const Shape> outputs,
                                  std::shared_ptr<const ir::HostCallback> callback, bool has_side_effect);
 
-// The name shown in errors: T::name if the type has one, else its C++ name.
+// The readable C++ name of a type ("Counter", "my::Logger").
+std::string demangled(const std::type_info& type);
+
+// A callback type's default name: T::name if the type has one, else its C++ name.
 template <typename T>
 std::string callback_name() {
   if constexpr (HasName<T>)
     return std::string(T::name);
   else
-    return typeid(T).name();
+    return demangled(typeid(T));
 }
 
+// "Counter" for my::Counter, "Cache<float>" for my::Cache<float>.
+std::string unqualified(const std::string& type_name);
+
+// `name` empty: the callback's default name.
 template <typename T>
-std::shared_ptr<const ir::HostCallback> describe_callback(std::shared_ptr<T> builtin_state = nullptr) {
+std::shared_ptr<const ir::HostCallback> describe_callback(std::string name,
+                                                          std::shared_ptr<T> builtin_state = nullptr) {
   const CallbackConfig config = [] {
     if constexpr (HasConfig<T>)
       return T::config();
@@ -75,18 +88,24 @@ std::shared_ptr<const ir::HostCallback> describe_callback(std::shared_ptr<T> bui
   auto invoke = [](void* state, std::span<const HostBuffer> inputs, std::span<HostBuffer> outputs) {
     static_cast<T*>(state)->call(inputs, outputs);
   };
-  return std::make_shared<const ir::HostCallback>(ir::HostCallback{callback_name<T>(), std::type_index(typeid(T)),
-                                                                   std::move(builtin_state), config.copy_inputs_to_host,
-                                                                   config.aliases, invoke});
+  const std::string type_name = demangled(typeid(T));
+  std::string hint =
+      fmt::format("exe.bind<{}>(&state{})", unqualified(type_name), name.empty() ? "" : fmt::format(", \"{}\"", name));
+  if (name.empty()) name = callback_name<T>();
+  return std::make_shared<const ir::HostCallback>(ir::HostCallback{std::move(name), type_name, std::move(hint),
+                                                                   std::type_index(typeid(T)), std::move(builtin_state),
+                                                                   config.copy_inputs_to_host, config.aliases, invoke});
 }
 
 }  // namespace detail
 
 // Inserts the callback T into the graph being traced, with outputs of the
-// given shapes. Each executable compiled from the graph needs
-// exe.bind<T>(&state) before it is called.
+// given shapes, known as `name` (default: callback_name<T>()). Each
+// executable compiled from the graph needs exe.bind<T>(&state[, name])
+// before it is called.
 template <typename T>
-std::vector<Tensor> callback(std::initializer_list<Tensor> inputs, std::initializer_list<Shape> outputs) {
+std::vector<Tensor> callback(std::initializer_list<Tensor> inputs, std::initializer_list<Shape> outputs,
+                             std::string name = "") {
   const bool side_effect = [] {
     if constexpr (detail::HasConfig<T>)
       return T::config().has_side_effect;
@@ -94,7 +113,7 @@ std::vector<Tensor> callback(std::initializer_list<Tensor> inputs, std::initiali
       return false;
   }();
   return detail::add_callback(std::span(inputs.begin(), inputs.size()), std::span(outputs.begin(), outputs.size()),
-                              detail::describe_callback<T>(), side_effect);
+                              detail::describe_callback<T>(std::move(name)), side_effect);
 }
 
 // The built-in print callback: prints the label, tagged shape, dtype and the

@@ -4,14 +4,18 @@ namespace kiln {
 
 Buffer Buffer::from(const Platform& platform, const HostBuffer& host) {
   Buffer b;
-  b.platform_ = platform;
   // Host platforms use the memory as it is when it is laid out row-major;
   // strided views are copied once here rather than on every call.
-  b.state_ = std::make_shared<State>(State{host.is_contiguous() ? host : host.copy(), false});
+  b.state_ = std::make_shared<State>(State{host.is_contiguous() ? host : host.copy(), platform, false});
   return b;
 }
 
 const Shape& Buffer::shape() const { return memory("buffer").shape(); }
+
+const Platform& Buffer::platform() const {
+  if (!state_) fail("buffer is empty (default-constructed Buffer)");
+  return state_->platform;
+}
 
 HostBuffer Buffer::to_host() const { return memory("buffer").copy(); }
 

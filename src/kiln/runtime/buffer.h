@@ -1,10 +1,12 @@
 #pragma once
-// Buffer: an array in a platform's memory. On host platforms it shares the
-// HostBuffer it was made from (zero copy, e.g. straight from a mapped
-// weight file). Copies of a Buffer are handles on the same memory.
+// Buffer: a handle on an array in memory that its platform's backend owns
+// (host memory for the CPU backends today; the same type holds device memory
+// later). Buffer::from shares host memory it is given when it is laid out
+// row-major (zero copy, e.g. straight from a mapped weight file). Copies of
+// a Buffer are handles on the same memory.
 //
-// Donation: passing kiln::donate(buffer) to an executable lets it reuse the
-// buffer's memory for an output of the same shape (the KV-cache update
+// Donation: passing kiln::donate(buffer) to an executable lets the program
+// write an output straight into the buffer's memory (the KV-cache update
 // case). The donated buffer, and every copy of it, is unusable afterwards.
 #include <memory>
 
@@ -20,7 +22,7 @@ class Buffer {
 
   const Shape& shape() const;
   DType dtype() const { return shape().dtype(); }
-  const Platform& platform() const { return platform_; }
+  const Platform& platform() const;
   // A copy of the contents in host memory.
   HostBuffer to_host() const;
   bool is_donated() const { return state_ && state_->donated; }
@@ -33,10 +35,10 @@ class Buffer {
  private:
   struct State {
     HostBuffer memory;
+    Platform platform;
     bool donated = false;
   };
   std::shared_ptr<State> state_;
-  Platform platform_ = Platform::cpu();
 };
 
 // An argument whose memory the executable may reuse for an output.

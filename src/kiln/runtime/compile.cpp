@@ -10,7 +10,7 @@ ExecutableCore make_core(const Platform& platform, ir::Graph graph, size_t weigh
     const ir::Node& node = graph.node(id);
     core.parameters.push_back({node.attrs_as<ir::ParameterAttrs>().name, node.results[0]});
   }
-  core.program = backend::compile(platform.backend(), std::move(graph));
+  core.program = platform.backend().compile(graph, weight_count, {});
   return core;
 }
 

@@ -1,7 +1,5 @@
 #include "kiln/runtime/executable.h"
 
-#include <cstring>
-
 namespace kiln::detail {
 namespace {
 
@@ -16,6 +14,8 @@ ExecutableCore ExecutableCore::bind(const std::vector<std::string>& names, const
   if (!bound.empty()) fail("[prepare] the weights are already bound");
   if (weights.size() != weight_count)
     fail("[prepare] the executable was compiled with {} weights but {} were given", weight_count, weights.size());
+  std::vector<HostBuffer> memory;
+  memory.reserve(weight_count);
   for (size_t i = 0; i < weight_count; ++i) {
     const ParameterSpec& spec = parameters[i];
     const std::string what = fmt::format("weight '{}'", spec.name);
@@ -28,24 +28,27 @@ ExecutableCore ExecutableCore::bind(const std::vector<std::string>& names, const
     if (!(weights[i].platform() == platform))
       fail("[prepare] weight '{}' lives on platform '{}', the executable on '{}'", spec.name,
            weights[i].platform().name(), platform.name());
+    memory.push_back(weights[i].memory(what));
   }
   ExecutableCore prepared = *this;
   prepared.bound = weights;
+  prepared.prepared = program->prepare(memory);
   return prepared;
 }
 
 std::vector<Buffer> ExecutableCore::call(std::span<const Argument> arguments) const {
   if (weight_count > 0 && bound.empty())
     fail("[call] bind the model's {} weights with prepare(weights) before calling", weight_count);
-  const size_t expected = parameters.size() - bound.size();
+  const size_t expected = parameters.size() - weight_count;
   if (arguments.size() != expected) fail("[call] expects {} arguments, got {}", expected, arguments.size());
 
+  // Small fixed-size work per call: check the arguments, pick each output's
+  // memory, run.
   std::vector<HostBuffer> inputs;
-  inputs.reserve(parameters.size());
-  for (const Buffer& w : bound) inputs.push_back(w.memory("a bound weight"));
-  std::vector<const Buffer*> donated;
+  inputs.reserve(arguments.size());
+  std::vector<const Buffer*> donated(arguments.size(), nullptr);
   for (size_t i = 0; i < arguments.size(); ++i) {
-    const ParameterSpec& spec = parameters[bound.size() + i];
+    const ParameterSpec& spec = parameters[weight_count + i];
     const bool is_donated = std::holds_alternative<Donated>(arguments[i]);
     const Buffer& buffer = is_donated ? std::get<Donated>(arguments[i]).buffer : std::get<Buffer>(arguments[i]);
     const HostBuffer& memory = buffer.memory(fmt::format("argument {}", i));
@@ -55,32 +58,33 @@ std::vector<Buffer> ExecutableCore::call(std::span<const Argument> arguments) co
       fail("[call] argument {} lives on platform '{}', the executable on '{}'", i, buffer.platform().name(),
            platform.name());
     inputs.push_back(memory);
-    if (is_donated) donated.push_back(&buffer);
+    if (is_donated) donated[i] = &buffer;
   }
 
-  std::vector<HostBuffer> results = program->run(inputs, callbacks);
-
-  // Reuse donated memory for outputs of the same layout. The reference
-  // backend computes into fresh memory and copies; an optimizing backend
-  // plans the output into the donated buffer directly.
-  std::vector<bool> reused(results.size(), false);
-  for (const Buffer* d : donated) {
-    HostBuffer memory = d->memory("a donated argument");
-    d->mark_donated();
-    if (memory.is_borrowed()) continue;  // read-only (e.g. a mapped weight): nothing to reuse
-    for (size_t r = 0; r < results.size(); ++r) {
-      if (reused[r] || !same_layout(results[r].shape(), memory.shape())) continue;
-      if (memory.shape().byte_size() > 0)
-        std::memcpy(memory.mutable_data(), results[r].data(), memory.shape().byte_size());
-      results[r] = memory.reshape(results[r].shape());
-      reused[r] = true;
-      break;
-    }
+  // An output aliased to a donated argument is written into that argument's
+  // memory by the program itself, unless the memory is read-only (a mapped
+  // file) or also passed as another argument.
+  const backend::Signature& signature = program->signature();
+  std::vector<HostBuffer> outputs;
+  outputs.reserve(signature.outputs.size());
+  for (size_t o = 0; o < signature.outputs.size(); ++o) {
+    const int alias = signature.output_alias[o];
+    const size_t a = alias < 0 ? 0 : static_cast<size_t>(alias) - weight_count;
+    bool reuse = alias >= 0 && donated[a] != nullptr && !inputs[a].is_borrowed();
+    for (size_t j = 0; reuse && j < inputs.size(); ++j)
+      reuse = j == a || inputs[j].data() != inputs[a].data() || inputs[a].shape().byte_size() == 0;
+    outputs.push_back(reuse ? inputs[a].reshape(signature.outputs[o])
+                            : platform.backend().allocate(signature.outputs[o]));
   }
-  std::vector<Buffer> outputs;
-  outputs.reserve(results.size());
-  for (const HostBuffer& r : results) outputs.push_back(Buffer::from(platform, r));
-  return outputs;
+  for (const Buffer* d : donated)
+    if (d != nullptr) d->mark_donated();
+
+  program->run(prepared.get(), inputs, outputs, callbacks);
+
+  std::vector<Buffer> results;
+  results.reserve(outputs.size());
+  for (const HostBuffer& r : outputs) results.push_back(Buffer::from(platform, r));
+  return results;
 }
 
 }  // namespace kiln::detail

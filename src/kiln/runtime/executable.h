@@ -22,7 +22,8 @@
 #include <variant>
 #include <vector>
 
-#include "kiln/backend/program.h"
+#include "kiln/backend/backend.h"
+#include "kiln/frontend/callback.h"
 #include "kiln/runtime/buffer.h"
 
 namespace kiln {
@@ -48,10 +49,11 @@ namespace detail {
 struct ExecutableCore {
   std::shared_ptr<const backend::Program> program;
   Platform platform;
-  std::vector<ParameterSpec> parameters;  // every graph parameter, in order
-  size_t weight_count = 0;                // how many leading parameters are weights
-  std::vector<Buffer> bound;              // the weights, once prepared
-  ir::CallbackStates callbacks;           // host callback states, by callback type
+  std::vector<ParameterSpec> parameters;                     // every graph parameter, in order
+  size_t weight_count = 0;                                   // how many leading parameters are weights
+  std::vector<Buffer> bound;                                 // the weights, once prepared
+  std::shared_ptr<const backend::PreparedWeights> prepared;  // what the backend made of them
+  ir::CallbackStates callbacks;                              // host callback states, by callback name
 
   ExecutableCore bind(const std::vector<std::string>& names, const std::vector<Buffer>& weights) const;
   std::vector<Buffer> call(std::span<const Argument> arguments) const;
@@ -117,11 +119,13 @@ class Executable {
   }
 
   // Attaches the state of host callback T (kiln::callback<T> in the traced
-  // code) to this executable. The caller owns `state`; it must outlive the
-  // calls. Each executable has its own bindings.
+  // code) to this executable, for the callbacks named `name` (default: T's
+  // callback name). The caller owns `state`; it must outlive the calls. Each
+  // executable has its own bindings.
   template <typename T>
-  Executable& bind(T* state) {
-    core_.callbacks[std::type_index(typeid(T))] = state;
+  Executable& bind(T* state, std::string name = "") {
+    if (name.empty()) name = detail::callback_name<T>();
+    core_.callbacks.insert_or_assign(std::move(name), ir::BoundState{state, std::type_index(typeid(T))});
     return *this;
   }
 

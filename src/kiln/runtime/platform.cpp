@@ -1,21 +1,24 @@
 #include "kiln/runtime/platform.h"
 
+#include <cstdlib>
+
 namespace kiln {
 
-Platform Platform::cpu() {
-  Platform p;
-  p.name_ = "cpu";
-  p.backend_ = backend::Kind::reference;  // until the optimizing CPU backend lands
-  p.devices_ = {{0, "host CPU"}};
-  return p;
+Platform::Platform(std::shared_ptr<const backend::Backend> backend)
+    : backend_(std::move(backend)), devices_{{0, backend_->description()}} {}
+
+const backend::Backend& Platform::backend() const {
+  if (!backend_) fail("this Platform is empty (default-constructed); use Platform::cpu()");
+  return *backend_;
 }
 
-Platform Platform::reference() {
-  Platform p;
-  p.name_ = "reference";
-  p.backend_ = backend::Kind::reference;
-  p.devices_ = {{0, "host CPU (reference interpreter)"}};
-  return p;
+Platform Platform::cpu() {
+  const char* chosen = std::getenv("KILN_BACKEND");
+  return get(chosen != nullptr && *chosen != '\0' ? chosen : "cpu");
 }
+
+Platform Platform::reference() { return get("reference"); }
+
+Platform Platform::get(std::string_view name) { return Platform(backend::find_backend(name)); }
 
 }  // namespace kiln

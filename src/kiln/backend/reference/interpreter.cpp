@@ -11,113 +11,41 @@ Results run_host_callback(const ir::Node& node, Operands operands, const ir::Cal
   if (attrs.target != ir::kHostCallbackTarget || attrs.payload == nullptr)
     fail("[custom_call] target '{}' is not supported by the reference backend", attrs.target);
   const auto& callback = *static_cast<const ir::HostCallback*>(attrs.payload.get());
-  void* state = callback.builtin_state.get();
-  if (state == nullptr) {
-    if (states == nullptr || !states->contains(callback.type))
-      fail("[callback] '{}' has no bound state: call exe.bind<{}>(&state) before calling", callback.name,
-           callback.name);
-    state = states->at(callback.type);
-  }
   Results outputs;
-  for (size_t i = 0; i < node.results.size(); ++i) {
-    const int alias = i < callback.aliases.size() ? callback.aliases[i] : -1;
-    outputs.push_back(alias >= 0 ? operands[static_cast<size_t>(alias)].copy() : HostBuffer::allocate(node.results[i]));
-  }
-  try {
-    callback.invoke(state, operands, outputs);
-  } catch (const std::exception& e) {
-    fail("[callback] '{}' threw: {}", callback.name, e.what());
-  }
-  for (size_t i = 0; i < outputs.size(); ++i)
-    if (!std::ranges::equal(outputs[i].shape().dims(), node.results[i].dims()) ||
-        outputs[i].dtype() != node.results[i].dtype())
-      fail("[callback] '{}' replaced output {} with {}, expected {}", callback.name, i, outputs[i].shape().to_string(),
-           node.results[i].to_string());
+  for (const Shape& shape : node.results) outputs.push_back(HostBuffer::allocate(shape));
+  static const ir::CallbackStates kNone;
+  ir::invoke(callback, states != nullptr ? *states : kNone, operands, outputs);
   return outputs;
 }
 
 Results eval_node(const ir::Node& node, Operands operands, const ir::CallbackStates* states) {
-  using ir::Op;
-  switch (node.op) {
-    case Op::parameter:
-      break;  // bound by evaluate()
-    case Op::constant:
-      return {node.attrs_as<ir::ConstantAttrs>().value.copy()};
-    case Op::iota:
-    case Op::convert:
-    case Op::bitcast_convert:
-    case Op::neg:
-    case Op::abs:
-    case Op::sign:
-    case Op::exp:
-    case Op::expm1:
-    case Op::log:
-    case Op::log1p:
-    case Op::sqrt:
-    case Op::rsqrt:
-    case Op::cbrt:
-    case Op::tanh:
-    case Op::logistic:
-    case Op::sin:
-    case Op::cos:
-    case Op::tan:
-    case Op::erf:
-    case Op::floor:
-    case Op::ceil:
-    case Op::round_nearest_even:
-    case Op::not_:
-    case Op::is_finite:
-    case Op::popcnt:
-    case Op::add:
-    case Op::sub:
-    case Op::mul:
-    case Op::div:
-    case Op::rem:
-    case Op::pow:
-    case Op::max:
-    case Op::min:
-    case Op::atan2:
-    case Op::and_:
-    case Op::or_:
-    case Op::xor_:
-    case Op::shift_left:
-    case Op::shift_right_logical:
-    case Op::shift_right_arithmetic:
-    case Op::compare:
-    case Op::select:
-    case Op::clamp:
+  using ir::Family;
+  switch (ir::family(node.op)) {
+    case Family::leaf:
+      if (node.op == ir::Op::constant) return {node.attrs_as<ir::ConstantAttrs>().value.copy()};
+      break;  // parameters are bound by evaluate()
+    case Family::generator:
+    case Family::conversion:
+    case Family::unary:
+    case Family::binary:
+    case Family::ternary:
       return eval_elementwise(node, operands);
-    case Op::broadcast_in_dim:
-    case Op::reshape:
-    case Op::transpose:
-    case Op::slice:
-    case Op::dynamic_slice:
-    case Op::dynamic_update_slice:
-    case Op::concatenate:
-    case Op::pad:
-    case Op::reverse:
+    case Family::movement:
       return eval_movement(node, operands);
-    case Op::gather:
-    case Op::scatter:
+    case Family::indexing:
       return eval_indexing(node, operands);
-    case Op::reduce:
-    case Op::reduce_window:
+    case Family::reduction:
       return eval_reduction(node, operands);
-    case Op::dot_general:
-    case Op::convolution:
+    case Family::contraction:
       return eval_contraction(node, operands);
-    case Op::sort:
-    case Op::top_k:
+    case Family::sorting:
       return eval_sorting(node, operands);
-    case Op::rng:
+    case Family::random:
       return eval_rng(node, operands);
-    case Op::custom_call:
+    case Family::custom:
       return run_host_callback(node, operands, states);
-    case Op::optimization_barrier: {
-      Results out;
-      for (const auto& operand : operands) out.push_back(operand);
-      return out;
-    }
+    case Family::barrier:
+      return {operands.begin(), operands.end()};
   }
   fail("[{}] has no reference kernel", ir::name(node.op));
 }
