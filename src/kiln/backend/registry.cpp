@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "kiln/backend/backend.h"
+#include "kiln/backend/cpu/backend.h"
 #include "kiln/backend/reference/backend.h"
 
 namespace kiln::backend {
@@ -21,8 +22,7 @@ struct Registry {
 
   Registry() {
     entries["reference"] = {[] { return reference::make_backend(); }, nullptr};
-    // Until the optimizing CPU backend lands, "cpu" is the interpreter.
-    entries["cpu"] = {[] { return reference::make_backend(); }, nullptr};
+    entries["cpu"] = {[] { return cpu::make_backend(); }, nullptr};
   }
 };
 

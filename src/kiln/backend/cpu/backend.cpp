@@ -1,0 +1,297 @@
+#include "kiln/backend/cpu/backend.h"
+
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "kiln/backend/cpu/fusion.h"
+#include "kiln/backend/cpu/layout.h"
+#include "kiln/backend/cpu/prelude.h"
+#include "kiln/backend/cpu/program.h"
+#include "kiln/backend/cpu/render.h"
+#include "kiln/passes/dce.h"
+
+namespace kiln::cpu {
+namespace {
+
+constexpr size_t kArenaAlignment = 64;
+
+size_t aligned(size_t bytes) { return (bytes + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment; }
+
+bool same_layout(const Shape& a, const Shape& b) {
+  return a.dtype() == b.dtype() && std::ranges::equal(a.dims(), b.dims());
+}
+
+// First-fit offsets for the arena values given their live step ranges:
+// a value's memory is reused once its last reader has run.
+size_t plan_arena(std::vector<Slot>& slots, const std::vector<Step>& steps) {
+  const size_t n = slots.size();
+  std::vector<int> first(n, -1), last(n, -1);
+  for (size_t s = 0; s < steps.size(); ++s) {
+    for (int32_t w : steps[s].writes)
+      if (first[static_cast<size_t>(w)] < 0) first[static_cast<size_t>(w)] = static_cast<int>(s);
+    for (int32_t r : steps[s].reads) last[static_cast<size_t>(r)] = static_cast<int>(s);
+  }
+  std::map<size_t, size_t> free_blocks;  // offset -> size
+  size_t top = 0;
+  auto release = [&](size_t offset, size_t size) {
+    auto it = free_blocks.emplace(offset, size).first;
+    if (auto next = std::next(it); next != free_blocks.end() && it->first + it->second == next->first) {
+      it->second += next->second;
+      free_blocks.erase(next);
+    }
+    if (it != free_blocks.begin()) {
+      auto prev = std::prev(it);
+      if (prev->first + prev->second == it->first) {
+        prev->second += it->second;
+        free_blocks.erase(it);
+      }
+    }
+  };
+  std::vector<std::vector<size_t>> dies_at(steps.size());
+  for (size_t s = 0; s < steps.size(); ++s) {
+    for (int32_t w : steps[s].writes) {
+      Slot& slot = slots[static_cast<size_t>(w)];
+      if (slot.kind != Slot::Kind::arena || first[static_cast<size_t>(w)] != static_cast<int>(s)) continue;
+      const size_t size = aligned(std::max<size_t>(slot.shape.byte_size(), 1));
+      auto best = free_blocks.end();
+      for (auto it = free_blocks.begin(); it != free_blocks.end(); ++it)
+        if (it->second >= size && (best == free_blocks.end() || it->second < best->second)) best = it;
+      if (best != free_blocks.end()) {
+        slot.index = best->first;
+        const size_t remaining = best->second - size, rest_offset = best->first + size;
+        free_blocks.erase(best);
+        if (remaining > 0) free_blocks.emplace(rest_offset, remaining);
+      } else {
+        slot.index = top;
+        top += size;
+      }
+      const int end = std::max(last[static_cast<size_t>(w)], static_cast<int>(s));
+      dies_at[static_cast<size_t>(end)].push_back(static_cast<size_t>(w));
+    }
+    for (size_t w : dies_at[s]) release(slots[w].index, aligned(std::max<size_t>(slots[w].shape.byte_size(), 1)));
+  }
+  return top;
+}
+
+class Compilation {
+ public:
+  Compilation(const ir::Graph& graph, size_t weight_count, const backend::CompileOptions& options)
+      : graph_(graph), weight_count_(weight_count), options_(options), fusion_(fuse(graph)) {}
+
+  std::shared_ptr<const backend::Program> build();
+
+ private:
+  int32_t new_slot(Slot::Kind kind, size_t index, const Shape& shape) {
+    slots_.push_back({kind, index, shape});
+    return static_cast<int32_t>(slots_.size() - 1);
+  }
+  int32_t slot_of(ir::Value v) const {
+    auto it = value_slots_.find({v.node, v.output});
+    if (it == value_slots_.end()) fail("cpu: value %{}:{} has no memory (a fusion bug)", v.node, v.output);
+    return it->second;
+  }
+  // Memory for a result value: its output slot if the graph returns it, else the arena.
+  int32_t result_slot(ir::Value v) {
+    const Shape& shape = graph_.shape(v);
+    auto out = first_output_.find({v.node, v.output});
+    const int32_t slot = out != first_output_.end() ? new_slot(Slot::Kind::output, out->second, shape)
+                                                    : new_slot(Slot::Kind::arena, 0, shape);
+    value_slots_[{v.node, v.output}] = slot;
+    return slot;
+  }
+  void add_node_step(int32_t id);
+  std::vector<int> output_aliases(const backend::Signature& signature) const;
+
+  const ir::Graph& graph_;
+  size_t weight_count_;
+  const backend::CompileOptions& options_;
+  Fusion fusion_;
+  std::vector<Slot> slots_;
+  std::vector<Step> steps_;
+  std::vector<HostBuffer> constants_;
+  std::map<std::pair<int32_t, int32_t>, int32_t> value_slots_;
+  std::map<std::pair<int32_t, int32_t>, size_t> first_output_;
+  std::vector<KernelSource> kernels_;  // per kernel step, in step order
+  std::vector<size_t> kernel_steps_;   // step index of each kernel
+  int packed_weights_ = 0;
+};
+
+void Compilation::add_node_step(int32_t id) {
+  const ir::Node& n = graph_.node(id);
+  const std::string what = fmt::format("[{}] %{}", ir::name(n.op), id);
+  std::vector<int32_t> reads;
+  for (const ir::Value& v : n.operands) reads.push_back(slot_of(v));
+  Step step{};
+  step.what = what;
+  if (n.op == ir::Op::dot_general) {
+    if (auto shape = matmul_shape(graph_, n)) {
+      const ir::Value rhs = n.operands[1];
+      const ir::Node& rhs_node = graph_.node(rhs.node);
+      const bool is_weight = rhs_node.op == ir::Op::parameter &&
+                             slots_[static_cast<size_t>(slot_of(rhs))].index < weight_count_ && shape->batch == 1;
+      step.kind = Step::Kind::matmul;
+      step.matmul = std::make_shared<const Matmul>(*shape, is_weight);
+      if (is_weight) step.packed_weight = packed_weights_++;
+      step.reads = reads;
+      step.writes = {result_slot({id, 0})};
+      steps_.push_back(std::move(step));
+      return;
+    }
+  }
+  if (n.op == ir::Op::dynamic_update_slice) {
+    step.kind = Step::Kind::update_slice;
+  } else if (n.op == ir::Op::custom_call) {
+    const auto& attrs = n.attrs_as<ir::CustomCallAttrs>();
+    if (attrs.target != ir::kHostCallbackTarget || attrs.payload == nullptr)
+      fail("[custom_call] target '{}' is not supported by the cpu backend", attrs.target);
+    step.kind = Step::Kind::callback;
+    step.node = n;
+  } else {
+    step.kind = Step::Kind::shared_kernel;
+    step.node = n;
+  }
+  step.reads = reads;
+  for (size_t r = 0; r < n.results.size(); ++r) step.writes.push_back(result_slot({id, static_cast<int32_t>(r)}));
+  steps_.push_back(std::move(step));
+}
+
+std::vector<int> Compilation::output_aliases(const backend::Signature& signature) const {
+  std::vector<int> alias(signature.outputs.size(), -1);
+  std::vector<int> last_read(slots_.size(), -1), writer(slots_.size(), -1);
+  for (size_t s = 0; s < steps_.size(); ++s) {
+    for (int32_t r : steps_[s].reads) last_read[static_cast<size_t>(r)] = static_cast<int>(s);
+    for (int32_t w : steps_[s].writes)
+      if (writer[static_cast<size_t>(w)] < 0) writer[static_cast<size_t>(w)] = static_cast<int>(s);
+  }
+  std::set<size_t> taken;
+  for (size_t o = 0; o < signature.outputs.size(); ++o) {
+    int32_t out_slot = -1;
+    for (size_t i = 0; i < slots_.size(); ++i)
+      if (slots_[i].kind == Slot::Kind::output && slots_[i].index == o) out_slot = static_cast<int32_t>(i);
+    if (out_slot < 0) continue;
+    const int w = writer[static_cast<size_t>(out_slot)];
+    if (w < 0) continue;
+    const Step& step = steps_[static_cast<size_t>(w)];
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      const Slot& p = slots_[i];
+      if (p.kind != Slot::Kind::parameter || p.index < weight_count_ || taken.contains(p.index)) continue;
+      if (!same_layout(p.shape, signature.outputs[o])) continue;
+      const int r = last_read[i];
+      // In place: nothing reads the parameter after the output is first
+      // written, or the writer is the slice update that starts from it.
+      const bool in_place = r == w && step.kind == Step::Kind::update_slice &&
+                            step.reads[0] == static_cast<int32_t>(i) &&
+                            std::count(step.reads.begin(), step.reads.end(), static_cast<int32_t>(i)) == 1;
+      if (r < w || in_place) {
+        alias[o] = static_cast<int>(p.index);
+        taken.insert(p.index);
+        break;
+      }
+    }
+  }
+  return alias;
+}
+
+std::shared_ptr<const backend::Program> Compilation::build() {
+  for (size_t o = 0; o < graph_.outputs().size(); ++o) {
+    const ir::Value v = graph_.outputs()[o];
+    first_output_.emplace(std::make_pair(v.node, v.output), o);
+  }
+  // Parameters first, in parameter order, so slot i of a parameter is easy to find.
+  for (size_t p = 0; p < graph_.parameters().size(); ++p) {
+    const int32_t id = graph_.parameters()[p];
+    value_slots_[{id, 0}] = new_slot(Slot::Kind::parameter, p, graph_.node(id).results[0]);
+  }
+  for (int32_t id = 0; id < static_cast<int32_t>(graph_.nodes().size()); ++id) {
+    const ir::Node& n = graph_.node(id);
+    const size_t i = static_cast<size_t>(id);
+    if (n.op == ir::Op::parameter) continue;
+    if (n.op == ir::Op::constant) {
+      if (!fusion_.materialized[i]) continue;
+      constants_.push_back(n.attrs_as<ir::ConstantAttrs>().value.is_contiguous()
+                               ? n.attrs_as<ir::ConstantAttrs>().value
+                               : n.attrs_as<ir::ConstantAttrs>().value.copy());
+      value_slots_[{id, 0}] = new_slot(Slot::Kind::constant, constants_.size() - 1, n.results[0]);
+      continue;
+    }
+    const int32_t g = fusion_.group_of[i];
+    if (g >= 0) {
+      if (fusion_.groups[static_cast<size_t>(g)].root != id) continue;  // inlined into its group
+      KernelSource source = render_group(graph_, fusion_, g);
+      Step step{};
+      step.kind = Step::Kind::kernel;
+      step.what = fmt::format("[{}] %{} (fused)", ir::name(n.op), id);
+      for (const ir::Value& v : source.inputs) step.reads.push_back(slot_of(v));
+      step.writes = {result_slot({id, 0})};
+      kernel_steps_.push_back(steps_.size());
+      kernels_.push_back(std::move(source));
+      steps_.push_back(std::move(step));
+      continue;
+    }
+    if (g == kInlineAnywhere) continue;
+    add_node_step(id);
+  }
+  // Outputs not written by a step (parameters, constants, repeats) are copies.
+  for (size_t o = 0; o < graph_.outputs().size(); ++o) {
+    const ir::Value v = graph_.outputs()[o];
+    const int32_t from = slot_of(v);
+    const Slot& s = slots_[static_cast<size_t>(from)];
+    if (s.kind == Slot::Kind::output && s.index == o) continue;
+    Step copy{};
+    copy.kind = Step::Kind::copy;
+    copy.what = fmt::format("output {}", o);
+    copy.reads = {from};
+    copy.writes = {new_slot(Slot::Kind::output, o, graph_.shape(v))};
+    steps_.push_back(std::move(copy));
+  }
+  // Compile every distinct kernel into one shared object.
+  std::vector<std::shared_ptr<const Library>> libraries;
+  if (!kernels_.empty()) {
+    std::string source(kPrelude);
+    std::set<std::string> emitted;
+    for (const KernelSource& k : kernels_)
+      if (emitted.insert(k.name).second) source += "\n" + k.code;
+    CompileRequest request;
+    request.source = std::move(source);
+    request.progress = options_.progress;
+    request.what = fmt::format("{} kernels", emitted.size());
+    auto library = load_library(request);
+    for (size_t k = 0; k < kernels_.size(); ++k)
+      steps_[kernel_steps_[k]].kernel = reinterpret_cast<KernelFunction>(library->symbol(kernels_[k].name));
+    libraries.push_back(std::move(library));
+  }
+  const size_t arena = plan_arena(slots_, steps_);
+  backend::Signature signature = backend::signature_of(graph_, weight_count_);
+  signature.output_alias = output_aliases(signature);
+  return std::make_shared<CpuProgram>(std::move(signature), std::move(slots_), std::move(steps_), std::move(constants_),
+                                      arena, std::move(libraries));
+}
+
+class CpuBackend final : public backend::Backend {
+ public:
+  std::string_view name() const override { return "cpu"; }
+  std::string description() const override {
+    return fmt::format("optimizing CPU backend ({} threads)", omp_get_max_threads());
+  }
+
+  std::shared_ptr<const backend::Program> compile(const ir::Graph& graph, size_t weight_count,
+                                                  const backend::CompileOptions& options) const override {
+    ir::verify(graph);
+    ir::Graph g = passes::eliminate_dead_code(graph);
+    g = canonicalize_dots(g);
+    ir::verify(g);
+    return Compilation(g, weight_count, options).build();
+  }
+
+  HostBuffer allocate(const Shape& shape) const override { return HostBuffer::uninitialized(shape); }
+};
+
+}  // namespace
+
+std::shared_ptr<const backend::Backend> make_backend() { return std::make_shared<CpuBackend>(); }
+
+}  // namespace kiln::cpu

@@ -1,0 +1,90 @@
+#include "kiln/backend/cpu/layout.h"
+
+#include <algorithm>
+
+#include "kiln/backend/cpu/matmul.h"
+
+namespace kiln::cpu {
+namespace {
+
+ir::Axes free_axes(int rank, const ir::Axes& batch, const ir::Axes& contracting) {
+  ir::Axes free;
+  for (int i = 0; i < rank; ++i)
+    if (std::find(batch.begin(), batch.end(), i) == batch.end() &&
+        std::find(contracting.begin(), contracting.end(), i) == contracting.end())
+      free.push_back(i);
+  return free;
+}
+
+ir::Value transposed(ir::Graph& g, ir::Value v, const ir::Axes& order) {
+  bool identity = true;
+  for (size_t i = 0; i < order.size(); ++i) identity &= order[i] == static_cast<int64_t>(i);
+  return identity ? v : g.add(ir::Op::transpose, {v}, ir::TransposeAttrs{order});
+}
+
+ir::Value converted(ir::Graph& g, ir::Value v, DType to) {
+  return g.shape(v).dtype() == to ? v : g.add(ir::Op::convert, {v}, ir::ConvertAttrs{to});
+}
+
+// Adds `dot` (operands already mapped) to `g` in a form matmul_shape() takes.
+ir::Value add_canonical_dot(ir::Graph& g, const ir::Node& dot, ir::Value lhs, ir::Value rhs) {
+  auto a = dot.attrs_as<ir::DotAttrs>();
+  const DType operand = g.shape(lhs).dtype();
+  const DType compute = operand == DType::bf16 ? DType::bf16 : DType::f32;
+  lhs = converted(g, lhs, compute);
+  rhs = converted(g, rhs, compute);
+  const DType result = (a.result == DType::f32 || a.result == compute) ? a.result : DType::f32;
+  ir::DotAttrs attrs = a;
+  attrs.result = result;
+  ir::Node probe{ir::Op::dot_general, {lhs, rhs}, {}, attrs};
+  if (!matmul_shape(g, probe)) {
+    const ir::Axes lhs_free = free_axes(g.shape(lhs).rank(), a.lhs_batch, a.lhs_contracting);
+    const ir::Axes rhs_free = free_axes(g.shape(rhs).rank(), a.rhs_batch, a.rhs_contracting);
+    ir::Axes lhs_order = a.lhs_batch, rhs_order = a.rhs_batch;
+    lhs_order.insert(lhs_order.end(), lhs_free.begin(), lhs_free.end());
+    lhs_order.insert(lhs_order.end(), a.lhs_contracting.begin(), a.lhs_contracting.end());
+    rhs_order.insert(rhs_order.end(), a.rhs_contracting.begin(), a.rhs_contracting.end());
+    rhs_order.insert(rhs_order.end(), rhs_free.begin(), rhs_free.end());
+    lhs = transposed(g, lhs, lhs_order);
+    rhs = transposed(g, rhs, rhs_order);
+    const auto nb = static_cast<int64_t>(a.lhs_batch.size()), nc = static_cast<int64_t>(a.lhs_contracting.size());
+    const auto nf = static_cast<int64_t>(lhs_free.size());
+    attrs.lhs_batch.clear(), attrs.rhs_batch.clear(), attrs.lhs_contracting.clear(), attrs.rhs_contracting.clear();
+    for (int64_t i = 0; i < nb; ++i) attrs.lhs_batch.push_back(i), attrs.rhs_batch.push_back(i);
+    for (int64_t i = 0; i < nc; ++i)
+      attrs.lhs_contracting.push_back(nb + nf + i), attrs.rhs_contracting.push_back(nb + i);
+  }
+  const ir::Value out = g.add(ir::Op::dot_general, {lhs, rhs}, attrs);
+  return converted(g, out, a.result);
+}
+
+}  // namespace
+
+ir::Graph canonicalize_dots(const ir::Graph& graph) {
+  ir::Graph g;
+  std::vector<std::vector<ir::Value>> map(graph.nodes().size());
+  auto mapped = [&](ir::Value v) { return map[static_cast<size_t>(v.node)][static_cast<size_t>(v.output)]; };
+  for (size_t id = 0; id < graph.nodes().size(); ++id) {
+    const ir::Node& n = graph.node(static_cast<int32_t>(id));
+    std::vector<ir::Value> operands;
+    for (const ir::Value& v : n.operands) operands.push_back(mapped(v));
+    if (n.op == ir::Op::parameter) {
+      const auto& p = n.attrs_as<ir::ParameterAttrs>();
+      map[id] = {g.parameter(p.shape, p.name)};
+      continue;
+    }
+    const DType operand = n.op == ir::Op::dot_general ? graph.shape(n.operands[0]).dtype() : DType::bool_;
+    if (n.op == ir::Op::dot_general && (operand == DType::f32 || operand == DType::bf16 || operand == DType::f16)) {
+      map[id] = {add_canonical_dot(g, n, operands[0], operands[1])};
+      continue;
+    }
+    const ir::Value first = g.add(n.op, operands, n.attrs);
+    map[id] = g.results(first.node);
+  }
+  std::vector<ir::Value> outputs;
+  for (const ir::Value& v : graph.outputs()) outputs.push_back(mapped(v));
+  g.set_outputs(std::move(outputs));
+  return g;
+}
+
+}  // namespace kiln::cpu

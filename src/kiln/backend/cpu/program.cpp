@@ -1,0 +1,199 @@
+#include "kiln/backend/cpu/program.h"
+
+#include <cstring>
+
+#include "kiln/backend/reference/kernels.h"
+#include "kiln/core/element.h"
+
+namespace kiln::cpu {
+namespace {
+
+struct CpuWeights final : backend::PreparedWeights {
+  std::vector<HostBuffer> buffers;  // the weights as bound (kept alive)
+  std::vector<HostBuffer> packed;   // per packed matmul weight
+};
+
+int64_t element_offset(const Shape& s, std::span<const int64_t> index) {
+  const auto strides = s.strides();
+  int64_t o = 0;
+  for (size_t i = 0; i < index.size(); ++i) o += index[i] * strides[i];
+  return o;
+}
+
+// A dynamic_update_slice in place: when the result shares the operand's
+// memory (a donated cache), only the update's rows are written.
+void update_slice(const HostBuffer& operand, const HostBuffer& update, std::span<const HostBuffer> starts,
+                  HostBuffer& out) {
+  const Shape& s = operand.shape();
+  const size_t element = size_of(s.dtype());
+  if (out.data() != operand.data() && s.byte_size() > 0) std::memcpy(out.mutable_data(), operand.data(), s.byte_size());
+  const Shape& u = update.shape();
+  if (u.count() == 0) return;
+  std::vector<int64_t> start(static_cast<size_t>(s.rank()));
+  for (int i = 0; i < s.rank(); ++i) {
+    const int64_t given = load_int(starts[static_cast<size_t>(i)].dtype(), starts[static_cast<size_t>(i)].data());
+    start[static_cast<size_t>(i)] = std::clamp<int64_t>(given, 0, s.dim(i) - u.dim(i));
+  }
+  // Copy the update row by row (its last axis is contiguous in both).
+  const int64_t row = u.rank() == 0 ? 1 : u.dim(-1);
+  const int64_t rows = u.count() / row;
+  std::vector<int64_t> index(static_cast<size_t>(u.rank()), 0);
+  std::byte* base = out.mutable_data();
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t rest = r;
+    for (int i = u.rank() - 2; i >= 0; --i) {
+      index[static_cast<size_t>(i)] = rest % u.dim(i);
+      rest /= u.dim(i);
+    }
+    std::vector<int64_t> at(index);
+    for (size_t i = 0; i < at.size(); ++i) at[i] += start[i];
+    std::memcpy(base + element_offset(s, at) * static_cast<int64_t>(element),
+                update.data() + r * row * static_cast<int64_t>(element), static_cast<size_t>(row) * element);
+  }
+}
+
+reference::Results run_shared_kernel(const ir::Node& node, std::span<const HostBuffer> operands) {
+  switch (ir::family(node.op)) {
+    case ir::Family::generator:
+    case ir::Family::conversion:
+    case ir::Family::unary:
+    case ir::Family::binary:
+    case ir::Family::ternary:
+      return reference::eval_elementwise(node, operands);
+    case ir::Family::movement:
+      return reference::eval_movement(node, operands);
+    case ir::Family::indexing:
+      return reference::eval_indexing(node, operands);
+    case ir::Family::reduction:
+      return reference::eval_reduction(node, operands);
+    case ir::Family::contraction:
+      return reference::eval_contraction(node, operands);
+    case ir::Family::sorting:
+      return reference::eval_sorting(node, operands);
+    case ir::Family::random:
+      return reference::eval_rng(node, operands);
+    case ir::Family::barrier:
+      return {operands.begin(), operands.end()};
+    case ir::Family::leaf:
+    case ir::Family::custom:
+      break;
+  }
+  fail("[{}] cpu: no shared kernel", ir::name(node.op));
+}
+
+}  // namespace
+
+CpuProgram::CpuProgram(backend::Signature signature, std::vector<Slot> slots, std::vector<Step> steps,
+                       std::vector<HostBuffer> constants, size_t arena_bytes,
+                       std::vector<std::shared_ptr<const Library>> libraries)
+    : Program(std::move(signature)),
+      slots_(std::move(slots)),
+      steps_(std::move(steps)),
+      constants_(std::move(constants)),
+      libraries_(std::move(libraries)),
+      arena_(HostBuffer::uninitialized(Shape({static_cast<int64_t>(arena_bytes)}, DType::u8))),
+      pointers_(slots_.size(), nullptr) {
+  size_t most = 0;
+  for (const Step& s : steps_) most = std::max(most, s.reads.size() + s.writes.size());
+  arguments_.resize(most);
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].kind == Slot::Kind::arena) pointers_[i] = arena_.mutable_data() + slots_[i].index;
+    if (slots_[i].kind == Slot::Kind::constant)
+      pointers_[i] = const_cast<std::byte*>(constants_[slots_[i].index].data());
+  }
+}
+
+std::shared_ptr<const backend::PreparedWeights> CpuProgram::prepare(std::span<const HostBuffer> weights) const {
+  auto prepared = std::make_shared<CpuWeights>();
+  prepared->buffers.assign(weights.begin(), weights.end());
+  for (const Step& step : steps_) {
+    if (step.packed_weight < 0) continue;
+    const Slot& rhs = slots_[static_cast<size_t>(step.reads[1])];
+    HostBuffer packed =
+        HostBuffer::uninitialized(Shape({static_cast<int64_t>(step.matmul->packed_bytes())}, DType::u8));
+    step.matmul->pack(weights[rhs.index].data(), packed.mutable_data());
+    if (prepared->packed.size() <= static_cast<size_t>(step.packed_weight))
+      prepared->packed.resize(static_cast<size_t>(step.packed_weight) + 1);
+    prepared->packed[static_cast<size_t>(step.packed_weight)] = packed;
+  }
+  return prepared;
+}
+
+HostBuffer CpuProgram::view(int32_t slot) const {
+  const Slot& s = slots_[static_cast<size_t>(slot)];
+  return HostBuffer::view(s.shape, pointers_[static_cast<size_t>(slot)], nullptr);
+}
+
+void CpuProgram::launch(const Step& step, const ir::CallbackStates& callbacks) const {
+  auto ptr = [&](int32_t slot) { return pointers_[static_cast<size_t>(slot)]; };
+  switch (step.kind) {
+    case Step::Kind::kernel: {
+      size_t n = 0;
+      for (int32_t s : step.reads) arguments_[n++] = reinterpret_cast<char*>(ptr(s));
+      for (int32_t s : step.writes) arguments_[n++] = reinterpret_cast<char*>(ptr(s));
+      step.kernel(arguments_.data());
+      return;
+    }
+    case Step::Kind::matmul:
+      step.matmul->run(ptr(step.reads[0]), ptr(step.reads[1]), ptr(step.writes[0]));
+      return;
+    case Step::Kind::update_slice: {
+      std::vector<HostBuffer> starts;
+      for (size_t i = 2; i < step.reads.size(); ++i) starts.push_back(view(step.reads[i]));
+      HostBuffer out = view(step.writes[0]);
+      update_slice(view(step.reads[0]), view(step.reads[1]), starts, out);
+      return;
+    }
+    case Step::Kind::copy: {
+      const size_t bytes = slots_[static_cast<size_t>(step.writes[0])].shape.byte_size();
+      if (bytes > 0 && ptr(step.writes[0]) != ptr(step.reads[0]))
+        std::memcpy(ptr(step.writes[0]), ptr(step.reads[0]), bytes);
+      return;
+    }
+    case Step::Kind::shared_kernel:
+    case Step::Kind::callback: {
+      std::vector<HostBuffer> operands;
+      for (int32_t s : step.reads) operands.push_back(view(s));
+      if (step.kind == Step::Kind::callback) {
+        const auto& attrs = step.node.attrs_as<ir::CustomCallAttrs>();
+        std::vector<HostBuffer> outputs;
+        for (int32_t s : step.writes) outputs.push_back(view(s));
+        ir::invoke(*static_cast<const ir::HostCallback*>(attrs.payload.get()), callbacks, operands, outputs);
+        return;
+      }
+      const reference::Results results = run_shared_kernel(step.node, operands);
+      for (size_t i = 0; i < results.size(); ++i) {
+        const HostBuffer flat = results[i].is_contiguous() ? results[i] : results[i].copy();
+        const size_t bytes = flat.shape().byte_size();
+        if (bytes > 0 && flat.data() != ptr(step.writes[i])) std::memcpy(ptr(step.writes[i]), flat.data(), bytes);
+      }
+      return;
+    }
+  }
+}
+
+void CpuProgram::run(const backend::PreparedWeights* weights, std::span<const HostBuffer> arguments,
+                     std::span<HostBuffer> outputs, const ir::CallbackStates& callbacks) const {
+  std::lock_guard lock(mutex_);
+  const auto* prepared = static_cast<const CpuWeights*>(weights);
+  const size_t weight_count = signature().weight_count;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    const Slot& s = slots_[i];
+    if (s.kind == Slot::Kind::parameter)
+      pointers_[i] = const_cast<std::byte*>(s.index < weight_count ? prepared->buffers[s.index].data()
+                                                                   : arguments[s.index - weight_count].data());
+    else if (s.kind == Slot::Kind::output)
+      pointers_[i] = outputs[s.index].mutable_data();
+  }
+  for (const Step& step : steps_) {
+    if (step.packed_weight >= 0) {
+      step.matmul->run(pointers_[static_cast<size_t>(step.reads[0])],
+                       prepared->packed[static_cast<size_t>(step.packed_weight)].data(),
+                       pointers_[static_cast<size_t>(step.writes[0])]);
+      continue;
+    }
+    launch(step, callbacks);
+  }
+}
+
+}  // namespace kiln::cpu

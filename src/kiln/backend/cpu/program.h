@@ -1,0 +1,69 @@
+#pragma once
+// The CPU backend's runtime: a compiled program is a flat list of steps
+// (generated kernels, oneDNN matmuls, in-place slice updates, shared kernels
+// for the rare ops, host callbacks, copies) over numbered slots. A slot is a
+// parameter, a constant, a piece of the one arena planned at compile time,
+// or an output. run() fills the slot table and launches the steps in order:
+// no graph walking, and no allocation beyond what the shared kernels of the
+// rare ops (sort, gather, ...) make.
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "kiln/backend/backend.h"
+#include "kiln/backend/cpu/compiler.h"
+#include "kiln/backend/cpu/matmul.h"
+
+namespace kiln::cpu {
+
+struct Slot {
+  enum class Kind : uint8_t { parameter, constant, arena, output };
+  Kind kind;
+  size_t index = 0;  // parameter, constant or output number; arena: byte offset
+  Shape shape;
+};
+
+using KernelFunction = void (*)(char* const* args);
+
+struct Step {
+  enum class Kind : uint8_t { kernel, matmul, update_slice, shared_kernel, callback, copy };
+  Kind kind;
+  std::vector<int32_t> reads;   // slots read
+  std::vector<int32_t> writes;  // slots written
+  KernelFunction kernel = nullptr;
+  std::shared_ptr<const Matmul> matmul;
+  int packed_weight = -1;  // matmul: index into the prepared packed weights, or -1
+  ir::Node node;           // shared kernels and callbacks: the node they compute
+  std::string what;        // for errors: "[sort] %12"
+};
+
+class CpuProgram final : public backend::Program {
+ public:
+  CpuProgram(backend::Signature signature, std::vector<Slot> slots, std::vector<Step> steps,
+             std::vector<HostBuffer> constants, size_t arena_bytes,
+             std::vector<std::shared_ptr<const Library>> libraries);
+
+  std::shared_ptr<const backend::PreparedWeights> prepare(std::span<const HostBuffer> weights) const override;
+  void run(const backend::PreparedWeights* weights, std::span<const HostBuffer> arguments,
+           std::span<HostBuffer> outputs, const ir::CallbackStates& callbacks) const override;
+
+  size_t arena_bytes() const { return arena_.shape().byte_size(); }
+  const std::vector<Step>& steps() const { return steps_; }
+
+ private:
+  void launch(const Step& step, const ir::CallbackStates& callbacks) const;
+  HostBuffer view(int32_t slot) const;
+
+  std::vector<Slot> slots_;
+  std::vector<Step> steps_;
+  std::vector<HostBuffer> constants_;
+  std::vector<std::shared_ptr<const Library>> libraries_;  // keep the kernels loaded
+  // Per-call state, guarded by mutex_: one call at a time per program.
+  mutable std::mutex mutex_;
+  mutable HostBuffer arena_;
+  mutable std::vector<std::byte*> pointers_;  // per slot
+  mutable std::vector<char*> arguments_;      // kernel argument scratch
+};
+
+}  // namespace kiln::cpu
