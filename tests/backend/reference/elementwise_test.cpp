@@ -21,11 +21,11 @@
 #include <string>
 #include <vector>
 
-#include "kiln/backend/reference/interpreter.h"
 #include "kiln/core/element.h"
 #include "kiln/ir/graph.h"
 #include "support/compare.h"
 #include "support/expect_error.h"
+#include "support/graph_batch.h"
 #include "support/tracked_fixture.h"
 
 namespace kiln {
@@ -133,13 +133,13 @@ const ParsedFixture& parsed() {
 }
 
 // A graph with one parameter per input and the single node `op`.
-std::vector<HostBuffer> run(Op op, const std::vector<HostBuffer>& inputs, ir::Attributes attrs = ir::NoAttrs{}) {
+ir::Graph one_node(Op op, const std::vector<HostBuffer>& inputs, ir::Attributes attrs) {
   ir::Graph g;
   std::vector<ir::Value> params;
   for (const HostBuffer& b : inputs) params.push_back(g.parameter(b.shape()));
   g.set_outputs({g.add(op, params, std::move(attrs))});
   ir::verify(g);
-  return reference::evaluate(g, inputs);
+  return g;
 }
 
 // all_close treats -0 and +0 as equal; the family has rules about the sign of
@@ -179,9 +179,16 @@ void expect_matches(Op op, const HostBuffer& got, const HostBuffer& expected, co
   EXPECT_TRUE(same_zero_signs(got, expected)) << what;
 }
 
-// Runs one case and compares every output, reading the case's tensors
-// through `fixture` so the caller can tell which roles were checked.
-void check_case(testing::TrackedFixture& fixture, const Case& c) {
+// Runs `op` on `inputs` in `batch` and compares its result with `expected`.
+void run_and_expect(testing::GraphBatch& batch, Op op, const std::vector<HostBuffer>& inputs, ir::Attributes attrs,
+                    const HostBuffer& expected, const std::string& what) {
+  batch.add(one_node(op, inputs, std::move(attrs)), inputs,
+            [=](const std::vector<HostBuffer>& out) { expect_matches(op, out[0], expected, what); });
+}
+
+// Queues one case in `batch`, reading the case's tensors through `fixture` so
+// the caller can tell which roles were checked.
+void check_case(testing::GraphBatch& batch, testing::TrackedFixture& fixture, const Case& c) {
   const Op op = op_from_name(c.op);
   auto in = [&](const std::string& role) -> const HostBuffer& { return fixture.get(c.id + "." + role); };
   // Ifs rather than a switch: the generic unary/binary path covers most ops
@@ -189,37 +196,37 @@ void check_case(testing::TrackedFixture& fixture, const Case& c) {
   if (op == Op::iota) {
     const HostBuffer& out = in("out");
     const int64_t axis = in("axis").span<int64_t>()[0];
-    expect_matches(op, run(op, {}, ir::IotaAttrs{out.shape(), axis})[0], out, c.id);
+    run_and_expect(batch, op, {}, ir::IotaAttrs{out.shape(), axis}, out, c.id);
   } else if (op == Op::convert) {
     for (const auto& [role, expected] : c.roles) {
       if (role.rfind("out_", 0) != 0) continue;
       const DType to = dtype_named(role.substr(4));
       if (to != expected.dtype()) throw std::runtime_error(c.id + "." + role + " has the wrong dtype");
-      expect_matches(op, run(op, {in("operand")}, ir::ConvertAttrs{to})[0], in(role), c.id + " -> " + role.substr(4));
+      run_and_expect(batch, op, {in("operand")}, ir::ConvertAttrs{to}, in(role), c.id + " -> " + role.substr(4));
     }
   } else if (op == Op::bitcast_convert) {
-    expect_matches(op, run(op, {in("operand")}, ir::ConvertAttrs{in("out").dtype()})[0], in("out"), c.id);
+    run_and_expect(batch, op, {in("operand")}, ir::ConvertAttrs{in("out").dtype()}, in("out"), c.id);
   } else if (op == Op::compare) {
     const std::pair<const char*, ir::Comparison> directions[] = {
         {"eq", ir::Comparison::eq}, {"ne", ir::Comparison::ne}, {"lt", ir::Comparison::lt},
         {"le", ir::Comparison::le}, {"gt", ir::Comparison::gt}, {"ge", ir::Comparison::ge}};
     for (const auto& [name, direction] : directions) {
-      expect_matches(op, run(op, {in("lhs"), in("rhs")}, ir::CompareAttrs{direction, false})[0], in(name),
+      run_and_expect(batch, op, {in("lhs"), in("rhs")}, ir::CompareAttrs{direction, false}, in(name),
                      c.id + " " + name);
       if (is_float(in("lhs").dtype())) {
         const std::string total = std::string("total_") + name;
-        expect_matches(op, run(op, {in("lhs"), in("rhs")}, ir::CompareAttrs{direction, true})[0], in(total),
+        run_and_expect(batch, op, {in("lhs"), in("rhs")}, ir::CompareAttrs{direction, true}, in(total),
                        c.id + " " + total);
       }
     }
   } else if (op == Op::select) {
-    expect_matches(op, run(op, {in("pred"), in("on_true"), in("on_false")})[0], in("out"), c.id);
+    run_and_expect(batch, op, {in("pred"), in("on_true"), in("on_false")}, ir::NoAttrs{}, in("out"), c.id);
   } else if (op == Op::clamp) {
-    expect_matches(op, run(op, {in("min"), in("operand"), in("max")})[0], in("out"), c.id);
+    run_and_expect(batch, op, {in("min"), in("operand"), in("max")}, ir::NoAttrs{}, in("out"), c.id);
   } else if (ir::info(op).arity == 1) {
-    expect_matches(op, run(op, {in("operand")})[0], in("out"), c.id);
+    run_and_expect(batch, op, {in("operand")}, ir::NoAttrs{}, in("out"), c.id);
   } else {
-    expect_matches(op, run(op, {in("lhs"), in("rhs")})[0], in("out"), c.id);
+    run_and_expect(batch, op, {in("lhs"), in("rhs")}, ir::NoAttrs{}, in("out"), c.id);
   }
 }
 
@@ -284,24 +291,28 @@ void check_coverage(const std::string& op_name, const std::vector<Case>& cases) 
   }
 }
 
-class RefElementwiseFixture : public ::testing::TestWithParam<std::string> {};
+// Every op's cases run on each backend: the reference interpreter and the
+// optimizing CPU backend (all of an op's cases in one compile).
+class RefElementwiseFixture : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
 TEST_P(RefElementwiseFixture, MatchesTorchAndNumpy) {
-  const std::string& op = GetParam();
+  const auto& [op, backend] = GetParam();
   const auto& by_op = parsed().by_op;
   auto it = by_op.find(op);
   ASSERT_NE(it, by_op.end()) << "the fixture has no cases for " << op;
   testing::TrackedFixture fixture(kFixture);
+  testing::GraphBatch batch;
   for (const Case& c : it->second) {
-    SCOPED_TRACE(c.id);
-    check_case(fixture, c);
+    check_case(batch, fixture, c);
     EXPECT_TRUE(fixture.all_read_under(c.id + ".")) << "a role of " << c.id << " was not checked";
   }
+  batch.run(Platform::get(backend));
   check_coverage(op, it->second);
 }
 
-INSTANTIATE_TEST_SUITE_P(RefElementwise, RefElementwiseFixture, ::testing::ValuesIn(kFamily),
-                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(RefElementwise, RefElementwiseFixture,
+                         ::testing::Combine(::testing::ValuesIn(kFamily), ::testing::ValuesIn(testing::all_backends())),
+                         [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param); });
 
 TEST(RefElementwiseFixtureFile, EveryTensorBelongsToACheckedOp) {
   const ParsedFixture& p = parsed();
@@ -376,7 +387,13 @@ INSTANTIATE_TEST_SUITE_P(RefElementwise, RefElementwiseDtypeRule, ::testing::Val
 // convert between f32 and the small formats against the dtype fixture
 // (numpy f16, torch bf16, an exact Fraction reference for f8; see
 // tests/fixtures/make_dtype_fixtures.py). NaN inputs must give some NaN.
-TEST(RefElementwiseSmallFloats, ConvertMatchesDtypeFixture) {
+class RefElementwiseSmallFloats : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(RefElementwiseSmallFloats, ConvertMatchesDtypeFixture) {
+  const Platform platform = Platform::get(GetParam());
+  auto run = [&](Op op, std::vector<HostBuffer> inputs, ir::Attributes attrs) {
+    return testing::evaluate(platform, one_node(op, inputs, std::move(attrs)), inputs);
+  };
   const io::BufferStore& f = testing::fixture("dtype/conversions.safetensors");
   const HostBuffer& x = f.get("f32_inputs");
   const auto is_nan_input = f.get("is_nan_input").span<uint8_t>();
@@ -406,6 +423,9 @@ TEST(RefElementwiseSmallFloats, ConvertMatchesDtypeFixture) {
                                    testing::Tolerance{0, 0}, tensor));
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, RefElementwiseSmallFloats, ::testing::ValuesIn(testing::all_backends()),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace kiln

@@ -176,6 +176,26 @@ static inline i32 k_total_key_f16(f32 x) {
   return b < 0 ? b ^ 0x7fff : b;
 }
 
+// Round to odd at f32 precision: a second rounding to bf16/f16 then gives
+// the correctly rounded result (a plain f64 -> f32 -> bf16 rounds twice).
+static inline f32 k_f64_to_f32_odd(f64 x) {
+  f32 nearest = (f32)x;
+  if (x != x || __builtin_isinf(nearest) || (f64)nearest == x) return nearest;
+  u32 bits = __builtin_bit_cast(u32, nearest);
+  if (__builtin_fabs((f64)nearest) > __builtin_fabs(x)) bits -= 1;
+  return __builtin_bit_cast(f32, bits | 1u);
+}
+static inline f32 k_u64_to_f32_odd(u64 m) {
+  if (m == 0) return 0.0f;
+  int drop = (64 - __builtin_clzll(m)) - 24;
+  if (drop <= 0) return (f32)m;
+  u64 sticky = (m & ((1ull << drop) - 1)) != 0;
+  return __builtin_ldexpf((f32)((m >> drop) | sticky), drop);
+}
+static inline f32 k_i64_to_f32_odd(i64 v) {
+  return v < 0 ? -k_u64_to_f32_odd(0 - (u64)v) : k_u64_to_f32_odd((u64)v);
+}
+
 static inline i64 k_clamp_index(i64 i, i64 hi) { return i < 0 ? 0 : (i > hi ? hi : i); }
 )PRELUDE";
 

@@ -35,9 +35,6 @@ int depth_of(const Index& index) {
   return d;
 }
 
-bool is_f16ish(DType d) { return d == DType::bf16 || d == DType::f16; }
-bool is_compute_f32(DType d) { return d == DType::f32 || is_f16ish(d); }
-
 // The unsigned and signed C types of an integer dtype's width.
 std::string_view unsigned_of(DType d) {
   switch (size_of(d)) {
@@ -334,6 +331,14 @@ class Renderer {
 
   static std::string convert(DType from, DType to, const std::string& x) {
     if (to == DType::bool_) return fmt::format("({} != 0)", x);
+    if (to == DType::bf16 || to == DType::f16) {
+      // Sources wider than f32's 24 bits are rounded to odd first, so the
+      // rounding to the small format happens once.
+      if (from == DType::f64) return fmt::format("k_f64_to_f32_odd({})", x);
+      if (is_integer(from) && size_of(from) >= 4)
+        return is_unsigned(from) ? fmt::format("k_u64_to_f32_odd((u64){})", x)
+                                 : fmt::format("k_i64_to_f32_odd((i64){})", x);
+    }
     if (is_float(to)) return fmt::format("({}){}", compute_type(to), x);
     if (is_float(from)) {
       const int bits = static_cast<int>(size_of(to) * 8);

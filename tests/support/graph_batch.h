@@ -1,0 +1,91 @@
+#pragma once
+// Runs many small test graphs on a backend as one: the graphs are merged
+// into a single graph (parameters and outputs concatenated), compiled once
+// and run once, and each graph's check then sees its own outputs. This keeps
+// the CPU backend's op suite to a few compiles instead of one per case.
+//
+//   testing::GraphBatch batch;
+//   batch.add(graph, inputs, [&](const std::vector<HostBuffer>& out) { EXPECT_...; });
+//   batch.run(Platform::cpu());
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kiln/runtime/platform.h"
+
+namespace kiln::testing {
+
+using Check = std::function<void(const std::vector<HostBuffer>& outputs)>;
+
+class GraphBatch {
+ public:
+  void add(const ir::Graph& graph, std::vector<HostBuffer> inputs, Check check) {
+    entries_.push_back({graph, std::move(inputs), std::move(check)});
+  }
+  size_t size() const { return entries_.size(); }
+
+  // Compiles the merged graph on `platform`'s backend, runs it, calls every
+  // check, and empties the batch.
+  void run(const Platform& platform) {
+    if (entries_.empty()) return;
+    ir::Graph merged;
+    std::vector<HostBuffer> arguments;
+    std::vector<ir::Value> outputs;
+    std::vector<size_t> first_output;
+    for (const Entry& e : entries_) {
+      std::vector<std::vector<ir::Value>> map(e.graph.nodes().size());
+      for (size_t id = 0; id < e.graph.nodes().size(); ++id) {
+        const ir::Node& n = e.graph.node(static_cast<int32_t>(id));
+        if (n.op == ir::Op::parameter) {
+          map[id] = {merged.parameter(n.results[0])};
+          continue;
+        }
+        std::vector<ir::Value> operands;
+        for (const ir::Value& v : n.operands)
+          operands.push_back(map[static_cast<size_t>(v.node)][static_cast<size_t>(v.output)]);
+        map[id] = merged.results(merged.add(n.op, operands, n.attrs).node);
+      }
+      first_output.push_back(outputs.size());
+      for (const ir::Value& v : e.graph.outputs())
+        outputs.push_back(map[static_cast<size_t>(v.node)][static_cast<size_t>(v.output)]);
+      arguments.insert(arguments.end(), e.inputs.begin(), e.inputs.end());
+    }
+    merged.set_outputs(outputs);
+    const auto program = platform.backend().compile(merged, 0, {});
+    std::vector<HostBuffer> results;
+    for (const Shape& s : program->signature().outputs) results.push_back(HostBuffer::allocate(s));
+    for (HostBuffer& a : arguments)
+      if (!a.is_contiguous()) a = a.copy();
+    program->run(nullptr, arguments, results, {});
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      const size_t count = entries_[i].graph.outputs().size();
+      std::vector<HostBuffer> mine(results.begin() + static_cast<std::ptrdiff_t>(first_output[i]),
+                                   results.begin() + static_cast<std::ptrdiff_t>(first_output[i] + count));
+      entries_[i].check(mine);
+    }
+    entries_.clear();
+  }
+
+ private:
+  struct Entry {
+    ir::Graph graph;
+    std::vector<HostBuffer> inputs;
+    Check check;
+  };
+  std::vector<Entry> entries_;
+};
+
+// Runs one graph on `platform` and returns its outputs.
+inline std::vector<HostBuffer> evaluate(const Platform& platform, const ir::Graph& graph,
+                                        std::vector<HostBuffer> inputs) {
+  std::vector<HostBuffer> result;
+  GraphBatch batch;
+  batch.add(graph, std::move(inputs), [&](const std::vector<HostBuffer>& out) { result = out; });
+  batch.run(platform);
+  return result;
+}
+
+// The backends every backend-generic test runs on.
+inline std::vector<std::string> all_backends() { return {"reference", "cpu"}; }
+
+}  // namespace kiln::testing
