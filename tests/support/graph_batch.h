@@ -15,6 +15,23 @@
 
 namespace kiln::testing {
 
+// One graph compiled once on a backend, run as often as called.
+class Compiled {
+ public:
+  Compiled(const Platform& platform, const ir::Graph& graph) : program_(platform.backend().compile(graph, 0, {})) {}
+  std::vector<HostBuffer> operator()(std::vector<HostBuffer> inputs) const {
+    std::vector<HostBuffer> results;
+    for (const Shape& s : program_->signature().outputs) results.push_back(HostBuffer::allocate(s));
+    for (HostBuffer& a : inputs)
+      if (!a.is_contiguous()) a = a.copy();
+    program_->run(nullptr, inputs, results, {});
+    return results;
+  }
+
+ private:
+  std::shared_ptr<const backend::Program> program_;
+};
+
 using Check = std::function<void(const std::vector<HostBuffer>& outputs)>;
 
 class GraphBatch {
@@ -51,12 +68,7 @@ class GraphBatch {
       arguments.insert(arguments.end(), e.inputs.begin(), e.inputs.end());
     }
     merged.set_outputs(outputs);
-    const auto program = platform.backend().compile(merged, 0, {});
-    std::vector<HostBuffer> results;
-    for (const Shape& s : program->signature().outputs) results.push_back(HostBuffer::allocate(s));
-    for (HostBuffer& a : arguments)
-      if (!a.is_contiguous()) a = a.copy();
-    program->run(nullptr, arguments, results, {});
+    const std::vector<HostBuffer> results = Compiled(platform, merged)(std::move(arguments));
     for (size_t i = 0; i < entries_.size(); ++i) {
       const size_t count = entries_[i].graph.outputs().size();
       std::vector<HostBuffer> mine(results.begin() + static_cast<std::ptrdiff_t>(first_output[i]),
@@ -78,11 +90,7 @@ class GraphBatch {
 // Runs one graph on `platform` and returns its outputs.
 inline std::vector<HostBuffer> evaluate(const Platform& platform, const ir::Graph& graph,
                                         std::vector<HostBuffer> inputs) {
-  std::vector<HostBuffer> result;
-  GraphBatch batch;
-  batch.add(graph, std::move(inputs), [&](const std::vector<HostBuffer>& out) { result = out; });
-  batch.run(platform);
-  return result;
+  return Compiled(platform, graph)(std::move(inputs));
 }
 
 // The backends every backend-generic test runs on.

@@ -4,12 +4,19 @@
 
 #include <cstring>
 
-#include "kiln/backend/reference/interpreter.h"
+#include "support/graph_batch.h"
 
 namespace kiln {
 namespace {
 
-TEST(RefBarrier, PassesOperandsThrough) {
+class RefBarrier : public ::testing::TestWithParam<std::string> {
+ protected:
+  Platform platform() const { return Platform::get(GetParam()); }
+};
+INSTANTIATE_TEST_SUITE_P(Backends, RefBarrier, ::testing::ValuesIn(testing::all_backends()),
+                         [](const auto& info) { return info.param; });
+
+TEST_P(RefBarrier, PassesOperandsThrough) {
   ir::Graph g;
   const ir::Value a = g.parameter(Shape({{"n", 3}}, DType::f32));
   const ir::Value b = g.parameter(Shape({2, 2}, DType::i8));
@@ -24,7 +31,7 @@ TEST(RefBarrier, PassesOperandsThrough) {
   const int8_t ys[] = {-128, 0, 7, 127};
   std::memcpy(y.mutable_data(), ys, sizeof(ys));
 
-  const auto out = reference::evaluate(g, {x, y});
+  const auto out = testing::evaluate(platform(), g, {x, y});
   ASSERT_EQ(out.size(), 2u);
   EXPECT_EQ(out[0].shape(), x.shape());
   EXPECT_EQ(std::memcmp(out[0].data(), xs, sizeof(xs)), 0);

@@ -4,13 +4,15 @@
 // its op in the fixture and fails if any tensor of those cases was not read.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include "kiln/backend/reference/interpreter.h"
+#include "kiln/core/element.h"
 #include "support/compare.h"
 #include "support/expect_error.h"
+#include "support/graph_batch.h"
 #include "support/tracked_fixture.h"
 
 namespace kiln {
@@ -19,13 +21,42 @@ namespace {
 // dot and conv cases share the reduction fixture file.
 constexpr const char* kFixture = "ops/reduction.safetensors";
 
-HostBuffer run(ir::Op op, const HostBuffer& lhs, const HostBuffer& rhs, ir::Attributes attrs) {
+ir::Graph binary_graph(ir::Op op, const Shape& lhs, const Shape& rhs, ir::Attributes attrs) {
   ir::Graph g;
-  const ir::Value a = g.parameter(lhs.shape());
-  const ir::Value b = g.parameter(rhs.shape());
+  const ir::Value a = g.parameter(lhs);
+  const ir::Value b = g.parameter(rhs);
   g.set_outputs({g.add(op, {a, b}, std::move(attrs))});
   ir::verify(g);
-  return reference::evaluate(g, std::vector<HostBuffer>{lhs, rhs})[0];
+  return g;
+}
+
+// dot(|lhs|, |rhs|) in f64: the scale of the rounding error of each result element.
+ir::Graph abs_dot_graph(const Shape& lhs, const Shape& rhs, ir::DotAttrs attrs) {
+  ir::Graph g;
+  const ir::Value a = g.add(ir::Op::abs, {g.parameter(lhs)});
+  const ir::Value b = g.add(ir::Op::abs, {g.parameter(rhs)});
+  attrs.result = DType::f64;
+  g.set_outputs({g.add(ir::Op::dot_general, {a, b}, attrs)});
+  return g;
+}
+
+// |got - expected| <= default tolerance + relative * magnitude, elementwise.
+::testing::AssertionResult within_accumulation_bound(const HostBuffer& got, const HostBuffer& expected,
+                                                     const HostBuffer& magnitude, double relative,
+                                                     const std::string& what) {
+  if (!std::ranges::equal(got.shape().dims(), expected.shape().dims()) || got.dtype() != expected.dtype())
+    return ::testing::AssertionFailure() << what << ": got " << got.shape().to_string();
+  const testing::Tolerance tol = testing::default_tolerance(expected.dtype());
+  const size_t size = size_of(got.dtype());
+  for (int64_t i = 0; i < got.shape().count(); ++i) {
+    const double g = load_double(got.dtype(), got.data() + i * static_cast<int64_t>(size));
+    const double e = load_double(expected.dtype(), expected.data() + i * static_cast<int64_t>(size));
+    const double m = magnitude.span<double>()[static_cast<size_t>(i)];
+    if (!(std::abs(g - e) <= tol.atol + tol.rtol * std::abs(e) + relative * m))
+      return ::testing::AssertionFailure()
+             << what << "[" << i << "]: got " << g << ", expected " << e << " (bound " << relative * m << ")";
+  }
+  return ::testing::AssertionSuccess();
 }
 
 template <typename T>
@@ -36,24 +67,47 @@ HostBuffer buffer(const Shape& shape, std::vector<T> values) {
   return b;
 }
 
+class RefContraction : public ::testing::TestWithParam<std::string> {
+ protected:
+  Platform platform() const { return Platform::get(GetParam()); }
+};
+INSTANTIATE_TEST_SUITE_P(Backends, RefContraction, ::testing::ValuesIn(testing::all_backends()),
+                         [](const auto& info) { return info.param; });
+
 // Plain, batched (leading, middle, two permuted batch axes), several and
 // permuted contracting axes, vector dot, outer products, an empty contracting
 // axis and a 1000-term dot in f32/f64; mixed precision bf16 -> f32/bf16,
 // f16 -> f32/f16; integers i8 -> i32, i8 -> i8 and i32, i64 (wrapping),
 // u8 -> u32. Default tolerances: the fixture rounds float64 results once.
-TEST(RefContraction, DotGeneralMatchesTorch) {
+TEST_P(RefContraction, DotGeneralMatchesTorch) {
   testing::TrackedFixture fixture(kFixture);
+  testing::GraphBatch batch;
   int count = 0;
   for (const std::string& prefix : fixture.case_prefixes("dot", "expected")) {
-    SCOPED_TRACE(prefix);
-    const HostBuffer& expected = fixture.get(prefix + "expected");
+    const HostBuffer expected = fixture.get(prefix + "expected");
     const ir::DotAttrs attrs{fixture.axes(prefix + "lhs_batch"), fixture.axes(prefix + "rhs_batch"),
                              fixture.axes(prefix + "lhs_contracting"), fixture.axes(prefix + "rhs_contracting"),
                              expected.dtype()};
-    EXPECT_TRUE(testing::all_close(
-        run(ir::Op::dot_general, fixture.get(prefix + "lhs"), fixture.get(prefix + "rhs"), attrs), expected, prefix));
+    const HostBuffer &lhs = fixture.get(prefix + "lhs"), &rhs = fixture.get(prefix + "rhs");
+    const ir::Graph graph = binary_graph(ir::Op::dot_general, lhs.shape(), rhs.shape(), attrs);
+    if (GetParam() == "reference" || !is_float(expected.dtype())) {
+      batch.add(graph, {lhs, rhs},
+                [=](const std::vector<HostBuffer>& out) { EXPECT_TRUE(testing::all_close(out[0], expected, prefix)); });
+    } else {
+      // Optimized backends accumulate float dots in f32 (the IR allows it),
+      // the reference in f64: the bound is K * 2^-24 * sum |a||b| per element,
+      // with sum |a||b| computed by the reference.
+      int64_t k = 1;
+      for (int64_t a : attrs.lhs_contracting) k *= lhs.shape().dim(static_cast<int>(a));
+      const HostBuffer magnitude =
+          testing::evaluate(Platform::reference(), abs_dot_graph(lhs.shape(), rhs.shape(), attrs), {lhs, rhs})[0];
+      batch.add(graph, {lhs, rhs}, [=](const std::vector<HostBuffer>& out) {
+        EXPECT_TRUE(within_accumulation_bound(out[0], expected, magnitude, static_cast<double>(k) * 0x1p-24, prefix));
+      });
+    }
     ++count;
   }
+  batch.run(platform());
   EXPECT_GE(count, 20);
   EXPECT_TRUE(fixture.all_read_under("dot."));
 }
@@ -62,25 +116,27 @@ TEST(RefContraction, DotGeneralMatchesTorch) {
 // rhs dilation, groups and depthwise, lhs dilation (= conv_transpose1d/2d,
 // and with groups and cropping), an empty batch, a kernel larger than the
 // input; f32, f64, bf16, f16, i32 and i8 (wrapping).
-TEST(RefContraction, ConvolutionMatchesTorch) {
+TEST_P(RefContraction, ConvolutionMatchesTorch) {
   testing::TrackedFixture fixture(kFixture);
+  testing::GraphBatch batch;
   int count = 0;
   for (const std::string& prefix : fixture.case_prefixes("conv", "expected")) {
-    SCOPED_TRACE(prefix);
     const ir::ConvolutionAttrs attrs{fixture.axes(prefix + "strides"), fixture.axes(prefix + "pad_lo"),
                                      fixture.axes(prefix + "pad_hi"),  fixture.axes(prefix + "lhs_dil"),
                                      fixture.axes(prefix + "rhs_dil"), fixture.scalar(prefix + "groups")};
-    EXPECT_TRUE(
-        testing::all_close(run(ir::Op::convolution, fixture.get(prefix + "lhs"), fixture.get(prefix + "rhs"), attrs),
-                           fixture.get(prefix + "expected"), prefix));
+    const HostBuffer &lhs = fixture.get(prefix + "lhs"), &rhs = fixture.get(prefix + "rhs");
+    const HostBuffer expected = fixture.get(prefix + "expected");
+    batch.add(binary_graph(ir::Op::convolution, lhs.shape(), rhs.shape(), attrs), {lhs, rhs},
+              [=](const std::vector<HostBuffer>& out) { EXPECT_TRUE(testing::all_close(out[0], expected, prefix)); });
     ++count;
   }
+  batch.run(platform());
   EXPECT_GE(count, 20);
   EXPECT_TRUE(fixture.all_read_under("conv."));
 }
 
 // Contraction results keep the IR's tags: batch, then lhs free, then rhs free.
-TEST(RefContraction, DotLayoutAndTags) {
+TEST_P(RefContraction, DotLayoutAndTags) {
   // lhs[b, i, k] = b*100 + i*10 + k, rhs[k, b, j] = 1 if k == j else 0
   // (an identity per batch), so result[b, i, j] = lhs[b, i, j].
   std::vector<float> lhs_values, rhs_values;
@@ -92,12 +148,15 @@ TEST(RefContraction, DotLayoutAndTags) {
       for (int j = 0; j < 4; ++j) rhs_values.push_back(k == j ? 1.0f : 0.0f);
   const HostBuffer lhs = buffer(Shape({{"b", 2}, {"s", 3}, {"d", 4}}, DType::f32), lhs_values);
   const HostBuffer rhs = buffer(Shape({{"d", 4}, {"b", 2}, {"o", 4}}, DType::f32), rhs_values);
-  const HostBuffer out = run(ir::Op::dot_general, lhs, rhs, ir::DotAttrs{{0}, {1}, {2}, {0}, DType::f32});
+  const HostBuffer out = testing::evaluate(
+      platform(),
+      binary_graph(ir::Op::dot_general, lhs.shape(), rhs.shape(), ir::DotAttrs{{0}, {1}, {2}, {0}, DType::f32}),
+      {lhs, rhs})[0];
   EXPECT_EQ(out.shape().to_string(), "{b=2,s=3,o=4} f32");
   EXPECT_TRUE(testing::all_close(out, lhs.reshape(Shape({2, 3, 4}, DType::f32))));
 }
 
-TEST(RefContraction, Errors) {
+TEST_P(RefContraction, Errors) {
   ir::Graph g;
   const ir::Value lhs = g.parameter(Shape({{"b", 4}, {"d", 512}}, DType::f32));
   const ir::Value rhs = g.parameter(Shape({{"d", 256}, {"o", 64}}, DType::f32));

@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "kiln/backend/reference/interpreter.h"
 #include "kiln/core/element.h"
 #include "kiln/io/buffer_store.h"
 #include "support/compare.h"
 #include "support/expect_error.h"
+#include "support/graph_batch.h"
 #include "support/tracked_fixture.h"
 
 namespace kiln {
@@ -43,16 +43,24 @@ constexpr const char* kFixture = "ops/movement.safetensors";
   return ::testing::AssertionSuccess();
 }
 
-std::vector<HostBuffer> run(ir::Op op, const std::vector<HostBuffer>& inputs, ir::Attributes attrs) {
+std::vector<HostBuffer> run(const Platform& platform, ir::Op op, const std::vector<HostBuffer>& inputs,
+                            ir::Attributes attrs) {
   ir::Graph g;
   std::vector<ir::Value> operands;
   for (const HostBuffer& input : inputs) operands.push_back(g.parameter(input.shape()));
   g.set_outputs({g.add(op, operands, std::move(attrs))});
   ir::verify(g);
-  return reference::evaluate(g, inputs);
+  return testing::evaluate(platform, g, inputs);
 }
 
-TEST(RefIndexing, GatherAllFixtureCases) {
+class RefIndexing : public ::testing::TestWithParam<std::string> {
+ protected:
+  Platform platform() const { return Platform::get(GetParam()); }
+};
+INSTANTIATE_TEST_SUITE_P(Backends, RefIndexing, ::testing::ValuesIn(testing::all_backends()),
+                         [](const auto& info) { return info.param; });
+
+TEST_P(RefIndexing, GatherAllFixtureCases) {
   testing::TrackedFixture fixture(kFixture);
   const auto prefixes = fixture.case_prefixes("gather");
   EXPECT_GE(prefixes.size(), 15u);
@@ -62,7 +70,8 @@ TEST(RefIndexing, GatherAllFixtureCases) {
     const ir::GatherAttrs attrs{fixture.axes(attr + "offset_dims"), fixture.axes(attr + "collapsed_slice_dims"),
                                 fixture.axes(attr + "start_index_map"), fixture.scalar(attr + "index_vector_dim"),
                                 fixture.axes(attr + "slice_sizes")};
-    const auto out = run(ir::Op::gather, {fixture.get(prefix + "operand"), fixture.get(prefix + "indices")}, attrs);
+    const auto out =
+        run(platform(), ir::Op::gather, {fixture.get(prefix + "operand"), fixture.get(prefix + "indices")}, attrs);
     const HostBuffer& expected = fixture.get(prefix + "out");
     EXPECT_TRUE(testing::all_close(out[0], expected, prefix));
     EXPECT_TRUE(same_bytes(out[0], expected)) << prefix;
@@ -73,7 +82,7 @@ TEST(RefIndexing, GatherAllFixtureCases) {
 // replace and integer/bool add are exact; float add accumulates in double
 // and rounds once, as the fixture does, so it is compared with all_close
 // (and untouched NaN/inf elements bit for bit).
-TEST(RefIndexing, ScatterAllFixtureCases) {
+TEST_P(RefIndexing, ScatterAllFixtureCases) {
   testing::TrackedFixture fixture(kFixture);
   const auto prefixes = fixture.case_prefixes("scatter");
   EXPECT_GE(prefixes.size(), 17u);
@@ -88,7 +97,7 @@ TEST(RefIndexing, ScatterAllFixtureCases) {
                                  fixture.scalar(attr + "index_vector_dim"),
                                  mode == 0 ? ir::ScatterMode::replace : ir::ScatterMode::add};
     const auto out =
-        run(ir::Op::scatter,
+        run(platform(), ir::Op::scatter,
             {fixture.get(prefix + "operand"), fixture.get(prefix + "indices"), fixture.get(prefix + "updates")}, attrs);
     const HostBuffer& expected = fixture.get(prefix + "out");
     EXPECT_TRUE(testing::all_close(out[0], expected, prefix));
@@ -105,7 +114,7 @@ TEST(RefIndexing, ScatterAllFixtureCases) {
 
 // Scatter must not change its operand buffer (the interpreter may hand the
 // same buffer to other nodes).
-TEST(RefIndexing, ScatterLeavesItsOperandUnchanged) {
+TEST_P(RefIndexing, ScatterLeavesItsOperandUnchanged) {
   const io::BufferStore& store = testing::fixture(kFixture);
   const HostBuffer& x = store.get("scatter.case0.operand");
   const HostBuffer& indices = store.get("scatter.case0.indices");
@@ -117,7 +126,7 @@ TEST(RefIndexing, ScatterLeavesItsOperandUnchanged) {
   const ir::Value u = g.parameter(updates.shape());
   const ir::ScatterAttrs attrs{{1}, {0}, {0}, 1, ir::ScatterMode::add};
   g.set_outputs({g.add(ir::Op::scatter, {p, i, u}, attrs), p});
-  const auto out = reference::evaluate(g, std::vector<HostBuffer>{x, indices, updates});
+  const auto out = testing::evaluate(platform(), g, {x, indices, updates});
   EXPECT_TRUE(same_bytes(out[1], before));
   EXPECT_TRUE(same_bytes(x, before));
   EXPECT_TRUE(testing::all_close(out[0], store.get("scatter.case0.out")));

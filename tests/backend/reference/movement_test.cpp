@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "kiln/backend/reference/interpreter.h"
 #include "kiln/core/element.h"
 #include "kiln/io/buffer_store.h"
 #include "support/compare.h"
 #include "support/expect_error.h"
+#include "support/graph_batch.h"
 #include "support/tracked_fixture.h"
 
 namespace kiln {
@@ -47,105 +47,117 @@ using Fixture = testing::TrackedFixture;
 
 // Builds `op` on parameters holding `inputs`, evaluates it and compares with
 // the case's `out`.
-void run_case(Fixture& fixture, const std::string& prefix, ir::Op op, const std::vector<HostBuffer>& inputs,
-              ir::Attributes attrs) {
-  SCOPED_TRACE(prefix);
+void run_case(testing::GraphBatch& batch, Fixture& fixture, const std::string& prefix, ir::Op op,
+              const std::vector<HostBuffer>& inputs, ir::Attributes attrs) {
   ir::Graph g;
   std::vector<ir::Value> operands;
   for (const HostBuffer& input : inputs) operands.push_back(g.parameter(input.shape()));
   g.set_outputs({g.add(op, operands, std::move(attrs))});
   ir::verify(g);
-  const std::vector<HostBuffer> out = reference::evaluate(g, inputs);
-  ASSERT_EQ(out.size(), 1u);
-  const HostBuffer& expected = fixture.get(prefix + "out");
-  EXPECT_TRUE(testing::all_close(out[0], expected, prefix));
-  EXPECT_TRUE(same_bytes(out[0], expected)) << prefix;
+  const HostBuffer expected = fixture.get(prefix + "out");
+  batch.add(g, inputs, [=](const std::vector<HostBuffer>& out) {
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_TRUE(testing::all_close(out[0], expected, prefix));
+    EXPECT_TRUE(same_bytes(out[0], expected)) << prefix;
+  });
   EXPECT_EQ(fixture.unread_under(prefix), std::vector<std::string>{}) << "the test ignored part of " << prefix;
 }
 
-// Runs `one(fixture, prefix)` on every case of `op` and checks the fixture
-// has enough of them.
+// Runs `one(batch, fixture, prefix)` on every case of `op` on `backend` (in
+// one compile) and checks the fixture has enough of them.
 template <typename F>
-void for_each_case(const std::string& op, size_t at_least, F one) {
+void for_each_case(const std::string& backend, const std::string& op, size_t at_least, F one) {
   Fixture fixture(kFixture);
   const auto prefixes = fixture.case_prefixes(op);
   EXPECT_GE(prefixes.size(), at_least) << op;
-  for (const std::string& prefix : prefixes) one(fixture, prefix);
+  testing::GraphBatch batch;
+  for (const std::string& prefix : prefixes) one(batch, fixture, prefix);
+  batch.run(Platform::get(backend));
 }
 
-TEST(RefMovement, BroadcastInDim) {
-  for_each_case("broadcast_in_dim", 8, [](Fixture& fixture, const std::string& prefix) {
-    run_case(fixture, prefix, ir::Op::broadcast_in_dim, {fixture.get(prefix + "operand")},
-             ir::BroadcastAttrs{fixture.get(prefix + "out").shape(), fixture.axes(prefix + "attr.dims")});
-  });
+// Each movement test runs on every backend.
+class RefMovement : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(RefMovement, BroadcastInDim) {
+  for_each_case(GetParam(), "broadcast_in_dim", 8,
+                [](testing::GraphBatch& batch, Fixture& fixture, const std::string& prefix) {
+                  run_case(batch, fixture, prefix, ir::Op::broadcast_in_dim, {fixture.get(prefix + "operand")},
+                           ir::BroadcastAttrs{fixture.get(prefix + "out").shape(), fixture.axes(prefix + "attr.dims")});
+                });
 }
 
-TEST(RefMovement, Reshape) {
-  for_each_case("reshape", 7, [](Fixture& fixture, const std::string& prefix) {
-    run_case(fixture, prefix, ir::Op::reshape, {fixture.get(prefix + "operand")},
+TEST_P(RefMovement, Reshape) {
+  for_each_case(GetParam(), "reshape", 7, [](testing::GraphBatch& batch, Fixture& fixture, const std::string& prefix) {
+    run_case(batch, fixture, prefix, ir::Op::reshape, {fixture.get(prefix + "operand")},
              ir::ReshapeAttrs{fixture.get(prefix + "out").shape()});
   });
 }
 
-TEST(RefMovement, Transpose) {
-  for_each_case("transpose", 7, [](Fixture& fixture, const std::string& prefix) {
-    run_case(fixture, prefix, ir::Op::transpose, {fixture.get(prefix + "operand")},
-             ir::TransposeAttrs{fixture.axes(prefix + "attr.permutation")});
-  });
+TEST_P(RefMovement, Transpose) {
+  for_each_case(GetParam(), "transpose", 7,
+                [](testing::GraphBatch& batch, Fixture& fixture, const std::string& prefix) {
+                  run_case(batch, fixture, prefix, ir::Op::transpose, {fixture.get(prefix + "operand")},
+                           ir::TransposeAttrs{fixture.axes(prefix + "attr.permutation")});
+                });
 }
 
-TEST(RefMovement, Slice) {
-  for_each_case("slice", 8, [](Fixture& fixture, const std::string& prefix) {
-    run_case(fixture, prefix, ir::Op::slice, {fixture.get(prefix + "operand")},
+TEST_P(RefMovement, Slice) {
+  for_each_case(GetParam(), "slice", 8, [](testing::GraphBatch& batch, Fixture& fixture, const std::string& prefix) {
+    run_case(batch, fixture, prefix, ir::Op::slice, {fixture.get(prefix + "operand")},
              ir::SliceAttrs{fixture.axes(prefix + "attr.start"), fixture.axes(prefix + "attr.limit"),
                             fixture.axes(prefix + "attr.stride")});
   });
 }
 
-TEST(RefMovement, DynamicSliceClampsStarts) {
-  for_each_case("dynamic_slice", 9, [](Fixture& fixture, const std::string& prefix) {
-    std::vector<HostBuffer> inputs = {fixture.get(prefix + "operand")};
-    for (HostBuffer& s : scalars_of(fixture.get(prefix + "starts"))) inputs.push_back(s);
-    run_case(fixture, prefix, ir::Op::dynamic_slice, inputs,
-             ir::DynamicSliceAttrs{fixture.axes(prefix + "attr.sizes")});
-  });
+TEST_P(RefMovement, DynamicSliceClampsStarts) {
+  for_each_case(GetParam(), "dynamic_slice", 9,
+                [](testing::GraphBatch& batch, Fixture& fixture, const std::string& prefix) {
+                  std::vector<HostBuffer> inputs = {fixture.get(prefix + "operand")};
+                  for (HostBuffer& s : scalars_of(fixture.get(prefix + "starts"))) inputs.push_back(s);
+                  run_case(batch, fixture, prefix, ir::Op::dynamic_slice, inputs,
+                           ir::DynamicSliceAttrs{fixture.axes(prefix + "attr.sizes")});
+                });
 }
 
-TEST(RefMovement, DynamicUpdateSliceClampsStarts) {
-  for_each_case("dynamic_update_slice", 8, [](Fixture& fixture, const std::string& prefix) {
-    std::vector<HostBuffer> inputs = {fixture.get(prefix + "operand"), fixture.get(prefix + "update")};
-    for (HostBuffer& s : scalars_of(fixture.get(prefix + "starts"))) inputs.push_back(s);
-    run_case(fixture, prefix, ir::Op::dynamic_update_slice, inputs, ir::NoAttrs{});
-  });
+TEST_P(RefMovement, DynamicUpdateSliceClampsStarts) {
+  for_each_case(GetParam(), "dynamic_update_slice", 8,
+                [](testing::GraphBatch& batch, Fixture& fixture, const std::string& prefix) {
+                  std::vector<HostBuffer> inputs = {fixture.get(prefix + "operand"), fixture.get(prefix + "update")};
+                  for (HostBuffer& s : scalars_of(fixture.get(prefix + "starts"))) inputs.push_back(s);
+                  run_case(batch, fixture, prefix, ir::Op::dynamic_update_slice, inputs, ir::NoAttrs{});
+                });
 }
 
-TEST(RefMovement, Concatenate) {
-  for_each_case("concatenate", 7, [](Fixture& fixture, const std::string& prefix) {
-    std::vector<HostBuffer> inputs;
-    for (int i = 0; fixture.contains(prefix + "operand" + std::to_string(i)); ++i)
-      inputs.push_back(fixture.get(prefix + "operand" + std::to_string(i)));
-    run_case(fixture, prefix, ir::Op::concatenate, inputs, ir::ConcatenateAttrs{fixture.scalar(prefix + "attr.axis")});
-  });
+TEST_P(RefMovement, Concatenate) {
+  for_each_case(GetParam(), "concatenate", 7,
+                [](testing::GraphBatch& batch, Fixture& fixture, const std::string& prefix) {
+                  std::vector<HostBuffer> inputs;
+                  for (int i = 0; fixture.contains(prefix + "operand" + std::to_string(i)); ++i)
+                    inputs.push_back(fixture.get(prefix + "operand" + std::to_string(i)));
+                  run_case(batch, fixture, prefix, ir::Op::concatenate, inputs,
+                           ir::ConcatenateAttrs{fixture.scalar(prefix + "attr.axis")});
+                });
 }
 
-TEST(RefMovement, PadWithInteriorAndCropping) {
-  for_each_case("pad", 9, [](Fixture& fixture, const std::string& prefix) {
-    run_case(fixture, prefix, ir::Op::pad, {fixture.get(prefix + "operand"), fixture.get(prefix + "padding_value")},
+TEST_P(RefMovement, PadWithInteriorAndCropping) {
+  for_each_case(GetParam(), "pad", 9, [](testing::GraphBatch& batch, Fixture& fixture, const std::string& prefix) {
+    run_case(batch, fixture, prefix, ir::Op::pad,
+             {fixture.get(prefix + "operand"), fixture.get(prefix + "padding_value")},
              ir::PadAttrs{fixture.axes(prefix + "attr.low"), fixture.axes(prefix + "attr.high"),
                           fixture.axes(prefix + "attr.interior")});
   });
 }
 
-TEST(RefMovement, Reverse) {
-  for_each_case("reverse", 7, [](Fixture& fixture, const std::string& prefix) {
-    run_case(fixture, prefix, ir::Op::reverse, {fixture.get(prefix + "operand")},
+TEST_P(RefMovement, Reverse) {
+  for_each_case(GetParam(), "reverse", 7, [](testing::GraphBatch& batch, Fixture& fixture, const std::string& prefix) {
+    run_case(batch, fixture, prefix, ir::Op::reverse, {fixture.get(prefix + "operand")},
              ir::ReverseAttrs{fixture.axes(prefix + "attr.axes")});
   });
 }
 
 // A dynamic slice whose starts change between evaluations of one graph: the
 // clamp happens at run time, on the values, not when the graph is built.
-TEST(RefMovement, DynamicSliceStartsAreReadPerEvaluation) {
+TEST_P(RefMovement, DynamicSliceStartsAreReadPerEvaluation) {
   const io::BufferStore& store = testing::fixture(kFixture);
   const HostBuffer& x = store.get("dynamic_slice.case0.operand");  // {5,6} f32, sizes [2,3]
   ir::Graph g;
@@ -160,14 +172,17 @@ TEST(RefMovement, DynamicSliceStartsAreReadPerEvaluation) {
   };
   // Starts (100, -100) must clamp to (3, 0) when evaluated, and (1, 2) give
   // the fixture's expected block.
-  const std::vector<HostBuffer> clamped = reference::evaluate(g, std::vector<HostBuffer>{x, scalar(100), scalar(-100)});
-  const std::vector<HostBuffer> explicit_start =
-      reference::evaluate(g, std::vector<HostBuffer>{x, scalar(3), scalar(0)});
-  const std::vector<HostBuffer> in_range = reference::evaluate(g, std::vector<HostBuffer>{x, scalar(1), scalar(2)});
+  const testing::Compiled run(Platform::get(GetParam()), g);
+  const std::vector<HostBuffer> clamped = run({x, scalar(100), scalar(-100)});
+  const std::vector<HostBuffer> explicit_start = run({x, scalar(3), scalar(0)});
+  const std::vector<HostBuffer> in_range = run({x, scalar(1), scalar(2)});
   EXPECT_TRUE(same_bytes(clamped[0], explicit_start[0]));
   EXPECT_TRUE(same_bytes(in_range[0], store.get("dynamic_slice.case0.out")));
   EXPECT_FALSE(same_bytes(clamped[0], in_range[0]));
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, RefMovement, ::testing::ValuesIn(testing::all_backends()),
+                         [](const auto& info) { return info.param; });
 
 std::string error_of(const std::function<void()>& f) {
   try {

@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "kiln/backend/reference/interpreter.h"
 #include "kiln/io/buffer_store.h"
 #include "support/compare.h"
 #include "support/expect_error.h"
+#include "support/graph_batch.h"
 #include "support/tracked_fixture.h"
 
 namespace kiln {
@@ -44,21 +44,25 @@ ir::ReduceKind kind_of(const std::string& text) {
   return ReduceKind::sum;
 }
 
-std::vector<HostBuffer> run_reduce(const HostBuffer& x, const ir::ReduceAttrs& attrs) {
+ir::Graph reduce_graph(const Shape& x, const ir::ReduceAttrs& attrs) {
   ir::Graph g;
-  const ir::Value p = g.parameter(x.shape());
+  const ir::Value p = g.parameter(x);
   const ir::Value r = g.add(ir::Op::reduce, {p}, attrs);
   g.set_outputs(g.results(r.node));
   ir::verify(g);
-  return reference::evaluate(g, std::vector<HostBuffer>{x});
+  return g;
 }
 
-HostBuffer run_window(const HostBuffer& x, const ir::ReduceWindowAttrs& attrs) {
+std::vector<HostBuffer> run_reduce(const Platform& platform, const HostBuffer& x, const ir::ReduceAttrs& attrs) {
+  return testing::evaluate(platform, reduce_graph(x.shape(), attrs), {x});
+}
+
+ir::Graph window_graph(const Shape& x, const ir::ReduceWindowAttrs& attrs) {
   ir::Graph g;
-  const ir::Value p = g.parameter(x.shape());
+  const ir::Value p = g.parameter(x);
   g.set_outputs({g.add(ir::Op::reduce_window, {p}, attrs)});
   ir::verify(g);
-  return reference::evaluate(g, std::vector<HostBuffer>{x})[0];
+  return g;
 }
 
 template <typename T>
@@ -68,6 +72,13 @@ HostBuffer buffer(const Shape& shape, std::vector<T> values) {
   std::memcpy(b.mutable_data(), values.data(), values.size() * sizeof(T));
   return b;
 }
+
+class RefReduction : public ::testing::TestWithParam<std::string> {
+ protected:
+  Platform platform() const { return Platform::get(GetParam()); }
+};
+INSTANTIATE_TEST_SUITE_P(Backends, RefReduction, ::testing::ValuesIn(testing::all_backends()),
+                         [](const auto& info) { return info.param; });
 
 TEST(RefReductionFixture, EveryTensorBelongsToATestedOp) {
   for (const std::string& name : testing::fixture(kFixture).names())
@@ -81,37 +92,37 @@ TEST(RefReductionFixture, EveryTensorBelongsToATestedOp) {
 // none / one / several / all, rank 0, empty dims, ties, NaN/Inf, wrapping
 // integer sums and products, long f32 and bf16 sums, an i32 index dtype.
 // Default tolerances: the fixture rounds float64 results once, as we do.
-TEST(RefReduction, ReduceMatchesTorch) {
+TEST_P(RefReduction, ReduceMatchesTorch) {
   testing::TrackedFixture fixture(kFixture);
+  testing::GraphBatch batch;
   int count = 0;
   for (const std::string& prefix : fixture.case_prefixes("reduce", "expected")) {
-    SCOPED_TRACE(prefix);
     const HostBuffer& x = fixture.get(prefix + "x");
     ir::ReduceAttrs attrs{kind_of(field(prefix, 1)), fixture.axes(prefix + "axes")};
     const bool arg = attrs.kind == ir::ReduceKind::argmax || attrs.kind == ir::ReduceKind::argmin;
-    ASSERT_EQ(arg, fixture.contains(prefix + "indices"));
+    ASSERT_EQ(arg, fixture.contains(prefix + "indices")) << prefix;
     if (arg) attrs.index_dtype = fixture.get(prefix + "indices").dtype();
-    const HostBuffer& expected = fixture.get(prefix + "expected");
-
-    std::vector<HostBuffer> out = run_reduce(x, attrs);
-    ASSERT_EQ(out.size(), arg ? 2u : 1u);
-    EXPECT_TRUE(testing::all_close(out[0], expected, prefix));
-    if (arg) {
-      EXPECT_TRUE(testing::all_close(out[1], fixture.get(prefix + "indices"), prefix + " indices"));
-    }
-
+    const HostBuffer expected = fixture.get(prefix + "expected");
+    const HostBuffer indices = arg ? fixture.get(prefix + "indices") : HostBuffer();
+    auto check = [=](const std::string& what) {
+      return [=](const std::vector<HostBuffer>& out) {
+        ASSERT_EQ(out.size(), arg ? 2u : 1u) << what;
+        EXPECT_TRUE(testing::all_close(out[0], expected, what));
+        if (arg) {
+          EXPECT_TRUE(testing::all_close(out[1], indices, what + " indices"));
+        }
+      };
+    };
+    batch.add(reduce_graph(x.shape(), attrs), {x}, check(prefix));
     // The order the axes are listed in does not matter (argmax indices count
     // row-major over the reduced axes in ascending order).
     if (attrs.axes.size() > 1) {
       std::reverse(attrs.axes.begin(), attrs.axes.end());
-      out = run_reduce(x, attrs);
-      EXPECT_TRUE(testing::all_close(out[0], expected, prefix + " reversed axes"));
-      if (arg) {
-        EXPECT_TRUE(testing::all_close(out[1], fixture.get(prefix + "indices"), prefix + " reversed axes"));
-      }
+      batch.add(reduce_graph(x.shape(), attrs), {x}, check(prefix + " reversed axes"));
     }
     ++count;
   }
+  batch.run(platform());
   EXPECT_GE(count, 300);
   EXPECT_TRUE(fixture.all_read_under("reduce."));
 }
@@ -120,56 +131,59 @@ TEST(RefReduction, ReduceMatchesTorch) {
 // inputs), sum pooling (avg_pool x window, zero padding counted), window and
 // base dilation, asymmetric and negative padding, prod, rank 0, an empty
 // result; f32, f64, bf16, f16, i8 (wrapping), u8, i32, i64.
-TEST(RefReduction, ReduceWindowMatchesTorch) {
+TEST_P(RefReduction, ReduceWindowMatchesTorch) {
   testing::TrackedFixture fixture(kFixture);
+  testing::GraphBatch batch;
   int count = 0;
   for (const std::string& prefix : fixture.case_prefixes("reduce_window", "expected")) {
-    SCOPED_TRACE(prefix);
     const HostBuffer& x = fixture.get(prefix + "x");
     const ir::ReduceWindowAttrs attrs{kind_of(field(prefix, 1)),        fixture.axes(prefix + "window"),
                                       fixture.axes(prefix + "strides"), fixture.axes(prefix + "pad_lo"),
                                       fixture.axes(prefix + "pad_hi"),  fixture.axes(prefix + "base_dil"),
                                       fixture.axes(prefix + "win_dil")};
-    EXPECT_TRUE(testing::all_close(run_window(x, attrs), fixture.get(prefix + "expected"), prefix));
+    const HostBuffer expected = fixture.get(prefix + "expected");
+    batch.add(window_graph(x.shape(), attrs), {x},
+              [=](const std::vector<HostBuffer>& out) { EXPECT_TRUE(testing::all_close(out[0], expected, prefix)); });
     ++count;
   }
+  batch.run(platform());
   EXPECT_GE(count, 25);
   EXPECT_TRUE(fixture.all_read_under("reduce_window."));
 }
 
 // u64 is ordered as unsigned (values above 2^63 are the largest) and sums
 // wrap modulo 2^64; torch has no u64, so the values are worked out by hand.
-TEST(RefReduction, UnsignedSixtyFourBit) {
+TEST_P(RefReduction, UnsignedSixtyFourBit) {
   const uint64_t big = (uint64_t{1} << 63) + 5;
   const HostBuffer x = buffer<uint64_t>(Shape({4}, DType::u64), {1, big, 7, ~uint64_t{0}});
   auto value = [](const HostBuffer& b) { return b.span<uint64_t>()[0]; };
-  EXPECT_EQ(value(run_reduce(x, {ir::ReduceKind::max, {0}})[0]), ~uint64_t{0});
-  EXPECT_EQ(value(run_reduce(x, {ir::ReduceKind::min, {0}})[0]), 1u);
-  EXPECT_EQ(value(run_reduce(x, {ir::ReduceKind::sum, {0}})[0]), big + 7);  // 1 + big + 7 + (2^64 - 1)
-  const auto arg = run_reduce(x.slice(0, 0, 3).copy(), {ir::ReduceKind::argmax, {0}});
+  EXPECT_EQ(value(run_reduce(platform(), x, {ir::ReduceKind::max, {0}})[0]), ~uint64_t{0});
+  EXPECT_EQ(value(run_reduce(platform(), x, {ir::ReduceKind::min, {0}})[0]), 1u);
+  EXPECT_EQ(value(run_reduce(platform(), x, {ir::ReduceKind::sum, {0}})[0]), big + 7);  // 1 + big + 7 + (2^64 - 1)
+  const auto arg = run_reduce(platform(), x.slice(0, 0, 3).copy(), {ir::ReduceKind::argmax, {0}});
   EXPECT_EQ(value(arg[0]), big);
   EXPECT_EQ(arg[1].span<int64_t>()[0], 1);
 }
 
 // StableHLO max/min on floats follow IEEE maximum/minimum: +0 > -0.
-TEST(RefReduction, SignedZeros) {
+TEST_P(RefReduction, SignedZeros) {
   const HostBuffer x = buffer<float>(Shape({2, 2}, DType::f32), {-0.0f, 0.0f, 0.0f, -0.0f});
-  const HostBuffer max = run_reduce(x, {ir::ReduceKind::max, {1}})[0];
-  const HostBuffer min = run_reduce(x, {ir::ReduceKind::min, {1}})[0];
+  const HostBuffer max = run_reduce(platform(), x, {ir::ReduceKind::max, {1}})[0];
+  const HostBuffer min = run_reduce(platform(), x, {ir::ReduceKind::min, {1}})[0];
   for (float v : max.span<float>()) EXPECT_FALSE(std::signbit(v));
   for (float v : min.span<float>()) EXPECT_TRUE(std::signbit(v));
 }
 
 // Results carry the IR's tags.
-TEST(RefReduction, KeepsTags) {
+TEST_P(RefReduction, KeepsTags) {
   const HostBuffer x = buffer<float>(Shape({{"b", 2}, {"s", 3}}, DType::f32), {1, 2, 3, 4, 5, 6});
-  const HostBuffer sum = run_reduce(x, {ir::ReduceKind::sum, {1}})[0];
+  const HostBuffer sum = run_reduce(platform(), x, {ir::ReduceKind::sum, {1}})[0];
   EXPECT_EQ(sum.shape().to_string(), "{b=2} f32");
   EXPECT_EQ(sum.span<float>()[0], 6.0f);
   EXPECT_EQ(sum.span<float>()[1], 15.0f);
 }
 
-TEST(RefReduction, Errors) {
+TEST_P(RefReduction, Errors) {
   ir::Graph g;
   const ir::Value x = g.parameter(Shape({{"b", 4}, {"d", 8}}, DType::f32));
   EXPECT_ERROR(g.add(ir::Op::reduce, {x}, ir::ReduceAttrs{ir::ReduceKind::sum, {2}}), "[reduce]");

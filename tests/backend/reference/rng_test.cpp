@@ -12,12 +12,12 @@
 #include <utility>
 #include <vector>
 
-#include "kiln/backend/reference/interpreter.h"
 #include "kiln/backend/reference/kernels.h"
 #include "kiln/core/element.h"
 #include "kiln/io/buffer_store.h"
 #include "support/compare.h"
 #include "support/expect_error.h"
+#include "support/graph_batch.h"
 #include "support/tracked_fixture.h"
 
 namespace kiln {
@@ -36,15 +36,15 @@ HostBuffer key_buffer(Key key) {
   return b;
 }
 
-HostBuffer run_rng(const HostBuffer& key, RngDistribution distribution, const Shape& shape) {
+HostBuffer run_rng(const Platform& platform, const HostBuffer& key, RngDistribution distribution, const Shape& shape) {
   ir::Graph g;
   const ir::Value k = g.parameter(key.shape());
   g.set_outputs({g.add(ir::Op::rng, {k}, ir::RngAttrs{distribution, shape})});
   ir::verify(g);
-  return reference::evaluate(g, {key})[0];
+  return testing::evaluate(platform, g, {key})[0];
 }
-HostBuffer run_rng(Key key, RngDistribution distribution, const Shape& shape) {
-  return run_rng(key_buffer(key), distribution, shape);
+HostBuffer run_rng(const Platform& platform, Key key, RngDistribution distribution, const Shape& shape) {
+  return run_rng(platform, key_buffer(key), distribution, shape);
 }
 
 std::vector<double> values_of(const HostBuffer& buffer) {
@@ -74,7 +74,14 @@ TEST(RefRng, PhiloxKnownAnswers) {
 }
 
 // Raw words of elements 0..n-1, and the op's f64 uniforms built from them.
-TEST(RefRng, ElementWordsMatchFixture) {
+class RefRngOn : public ::testing::TestWithParam<std::string> {
+ protected:
+  Platform platform() const { return Platform::get(GetParam()); }
+};
+INSTANTIATE_TEST_SUITE_P(Backends, RefRngOn, ::testing::ValuesIn(testing::all_backends()),
+                         [](const auto& info) { return info.param; });
+
+TEST_P(RefRngOn, ElementWordsMatchFixture) {
   testing::TrackedFixture fixture(kFixture);
   int cases = 0;
   for (const std::string& prefix : fixture.case_prefixes("rng")) {
@@ -86,7 +93,8 @@ TEST(RefRng, ElementWordsMatchFixture) {
     const HostBuffer& words = fixture.get(prefix + "words");
     const int64_t n = words.shape().dim(0);
     const auto w = words.span<uint32_t>();
-    const std::vector<double> uniform = values_of(run_rng(key, RngDistribution::uniform, Shape({n}, DType::f64)));
+    const std::vector<double> uniform =
+        values_of(run_rng(platform(), key, RngDistribution::uniform, Shape({n}, DType::f64)));
     for (int64_t i = 0; i < n; ++i) {
       const auto index = static_cast<size_t>(i);
       const auto got = reference::philox4x32_10({static_cast<uint32_t>(i), 0, 0, 0}, k);
@@ -98,7 +106,7 @@ TEST(RefRng, ElementWordsMatchFixture) {
   EXPECT_GE(cases, 3);
 }
 
-TEST(RefRng, MatchesFixture) {
+TEST_P(RefRngOn, MatchesFixture) {
   testing::TrackedFixture fixture(kFixture);
   const std::vector<std::string> prefixes = fixture.case_prefixes("rng");
   ASSERT_EQ(static_cast<int64_t>(prefixes.size()), fixture.store().metadata<int64_t>("rng_cases"));
@@ -123,15 +131,16 @@ TEST(RefRng, MatchesFixture) {
       }
       EXPECT_EQ(name.substr(name.find('_', prefix.size()) + 1), kiln::name(expected.dtype())) << name;
       ++outputs;
-      const HostBuffer got = run_rng(key, distribution, Shape(expected.shape().dims(), expected.dtype()));
+      const HostBuffer got = run_rng(platform(), key, distribution, Shape(expected.shape().dims(), expected.dtype()));
       EXPECT_TRUE(testing::all_close(got, expected, tolerance, name));
     }
   }
   EXPECT_GE(outputs, 10);
 }
 
-TEST(RefRng, UniformStatistics) {
-  const std::vector<double> u = values_of(run_rng({1234, 5678}, RngDistribution::uniform, Shape({100000}, DType::f32)));
+TEST_P(RefRngOn, UniformStatistics) {
+  const std::vector<double> u =
+      values_of(run_rng(platform(), {1234, 5678}, RngDistribution::uniform, Shape({100000}, DType::f32)));
   double sum = 0;
   for (double v : u) {
     ASSERT_GE(v, 0.0);
@@ -142,14 +151,15 @@ TEST(RefRng, UniformStatistics) {
 }
 
 // Narrow dtypes round some uniforms to 1.0; those must be clamped below 1.
-TEST(RefRng, UniformStaysBelowOneInNarrowDtypes) {
+TEST_P(RefRngOn, UniformStaysBelowOneInNarrowDtypes) {
   const std::array<std::pair<DType, double>, 4> cases = {{{DType::bf16, 1.0 - 0x1p-8},
                                                           {DType::f16, 1.0 - 0x1p-11},
                                                           {DType::f8e4m3fn, 1.0 - 0x1p-4},
                                                           {DType::f8e5m2, 1.0 - 0x1p-3}}};
   for (const auto& [dtype, below_one] : cases) {
     SCOPED_TRACE(std::string(name(dtype)));
-    const std::vector<double> u = values_of(run_rng({99, 1}, RngDistribution::uniform, Shape({100000}, dtype)));
+    const std::vector<double> u =
+        values_of(run_rng(platform(), {99, 1}, RngDistribution::uniform, Shape({100000}, dtype)));
     double largest = 0;
     for (double v : u) {
       ASSERT_GE(v, 0.0);
@@ -161,8 +171,9 @@ TEST(RefRng, UniformStaysBelowOneInNarrowDtypes) {
   }
 }
 
-TEST(RefRng, NormalStatistics) {
-  const std::vector<double> z = values_of(run_rng({1234, 5678}, RngDistribution::normal, Shape({100000}, DType::f32)));
+TEST_P(RefRngOn, NormalStatistics) {
+  const std::vector<double> z =
+      values_of(run_rng(platform(), {1234, 5678}, RngDistribution::normal, Shape({100000}, DType::f32)));
   double sum = 0, sum_sq = 0;
   for (double v : z) {
     ASSERT_TRUE(std::isfinite(v));
@@ -174,11 +185,11 @@ TEST(RefRng, NormalStatistics) {
   EXPECT_NEAR(sum_sq / static_cast<double>(z.size() - 1), 1.0, 0.03);
 }
 
-TEST(RefRng, KeysSelectStreams) {
+TEST_P(RefRngOn, KeysSelectStreams) {
   const Shape shape({1000}, DType::f32);
   const std::array<Key, 4> keys = {{{1, 2}, {2, 1}, {1, 3}, {0x80000001, 2}}};
   std::vector<std::vector<double>> streams;
-  for (const Key& key : keys) streams.push_back(values_of(run_rng(key, RngDistribution::uniform, shape)));
+  for (const Key& key : keys) streams.push_back(values_of(run_rng(platform(), key, RngDistribution::uniform, shape)));
   for (size_t a = 0; a < streams.size(); ++a) {
     for (size_t b = a + 1; b < streams.size(); ++b) {
       int equal = 0;
@@ -188,13 +199,13 @@ TEST(RefRng, KeysSelectStreams) {
   }
 }
 
-TEST(RefRng, SameKeySameNumbers) {
+TEST_P(RefRngOn, SameKeySameNumbers) {
   for (RngDistribution distribution : {RngDistribution::uniform, RngDistribution::normal}) {
-    const HostBuffer first = run_rng({7, 7}, distribution, Shape({3, 50}, DType::f32));
-    const HostBuffer second = run_rng({7, 7}, distribution, Shape({3, 50}, DType::f32));
+    const HostBuffer first = run_rng(platform(), {7, 7}, distribution, Shape({3, 50}, DType::f32));
+    const HostBuffer second = run_rng(platform(), {7, 7}, distribution, Shape({3, 50}, DType::f32));
     EXPECT_TRUE(testing::all_close(first, second, testing::Tolerance{}));
     // Element i depends on (key, i) only: a smaller shape is a prefix.
-    const HostBuffer prefix = run_rng({7, 7}, distribution, Shape({20}, DType::f32));
+    const HostBuffer prefix = run_rng(platform(), {7, 7}, distribution, Shape({20}, DType::f32));
     EXPECT_TRUE(
         testing::all_close(prefix, first.reshape(Shape({150}, DType::f32)).slice(0, 0, 20), testing::Tolerance{}));
   }

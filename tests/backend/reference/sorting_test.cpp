@@ -13,11 +13,11 @@
 #include <string>
 #include <vector>
 
-#include "kiln/backend/reference/interpreter.h"
 #include "kiln/backend/reference/kernels.h"
 #include "kiln/io/buffer_store.h"
 #include "support/compare.h"
 #include "support/expect_error.h"
+#include "support/graph_batch.h"
 #include "support/tracked_fixture.h"
 
 namespace kiln {
@@ -51,7 +51,14 @@ void expect_exact(const HostBuffer& got, const HostBuffer& expected, const std::
 
 Shape shape_of(const HostBuffer& buffer) { return Shape(buffer.shape().dims(), buffer.dtype()); }
 
-TEST(RefSorting, SortMatchesTorchFixture) {
+class RefSortingOn : public ::testing::TestWithParam<std::string> {
+ protected:
+  Platform platform() const { return Platform::get(GetParam()); }
+};
+INSTANTIATE_TEST_SUITE_P(Backends, RefSortingOn, ::testing::ValuesIn(testing::all_backends()),
+                         [](const auto& info) { return info.param; });
+
+TEST_P(RefSortingOn, SortMatchesTorchFixture) {
   testing::TrackedFixture fixture(kFixture);
   const std::vector<std::string> prefixes = fixture.case_prefixes("sort");
   ASSERT_EQ(static_cast<int64_t>(prefixes.size()), fixture.store().metadata<int64_t>("sort_cases"));
@@ -71,7 +78,7 @@ TEST(RefSorting, SortMatchesTorchFixture) {
     const ir::Value sorted = g.add(ir::Op::sort, params, attrs);
     g.set_outputs(g.results(sorted.node));
     ir::verify(g);
-    const std::vector<HostBuffer> out = reference::evaluate(g, inputs);
+    const std::vector<HostBuffer> out = testing::evaluate(platform(), g, inputs);
 
     ASSERT_EQ(out.size(), inputs.size());
     for (size_t j = 0; j < out.size(); ++j)
@@ -80,7 +87,7 @@ TEST(RefSorting, SortMatchesTorchFixture) {
   }
 }
 
-TEST(RefSorting, TopKMatchesTorchFixture) {
+TEST_P(RefSortingOn, TopKMatchesTorchFixture) {
   testing::TrackedFixture fixture(kFixture);
   const std::vector<std::string> prefixes = fixture.case_prefixes("top_k");
   ASSERT_EQ(static_cast<int64_t>(prefixes.size()), fixture.store().metadata<int64_t>("top_k_cases"));
@@ -96,7 +103,7 @@ TEST(RefSorting, TopKMatchesTorchFixture) {
     const ir::Value top = g.add(ir::Op::top_k, {x}, ir::TopKAttrs{values.shape().dim(-1)});
     g.set_outputs(g.results(top.node));
     ir::verify(g);
-    const std::vector<HostBuffer> out = reference::evaluate(g, {input});
+    const std::vector<HostBuffer> out = testing::evaluate(platform(), g, {input});
 
     ASSERT_EQ(out.size(), 2u);
     expect_exact(out[0], values, prefix + "values");
@@ -122,41 +129,41 @@ HostBuffer buffer_of(DType dtype, const std::vector<T>& values) {
   return b;
 }
 
-std::vector<HostBuffer> run_sort(const std::vector<HostBuffer>& inputs, ir::SortAttrs attrs) {
+std::vector<HostBuffer> run_sort(const Platform& platform, const std::vector<HostBuffer>& inputs, ir::SortAttrs attrs) {
   ir::Graph g;
   std::vector<ir::Value> params;
   for (const HostBuffer& input : inputs) params.push_back(g.parameter(shape_of(input)));
   const ir::Value sorted = g.add(ir::Op::sort, params, attrs);
   g.set_outputs(g.results(sorted.node));
-  return reference::evaluate(g, inputs);
+  return testing::evaluate(platform, g, inputs);
 }
 
 // torch has no u64 sort: unsigned order by hand (2^63 + 1 is not negative).
-TEST(RefSorting, SortU64KeysAsUnsigned) {
+TEST_P(RefSortingOn, SortU64KeysAsUnsigned) {
   constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
   const HostBuffer keys = buffer_of<uint64_t>(DType::u64, {uint64_t{1} << 63 | 1, 1, kMax, 0, 1});
   const HostBuffer payload = buffer_of<int32_t>(DType::i32, {0, 1, 2, 3, 4});
-  const auto asc = run_sort({keys, payload}, {0, false, true});
+  const auto asc = run_sort(platform(), {keys, payload}, {0, false, true});
   EXPECT_TRUE(testing::all_close(asc[0], buffer_of<uint64_t>(DType::u64, {0, 1, 1, uint64_t{1} << 63 | 1, kMax})));
   EXPECT_TRUE(testing::all_close(asc[1], buffer_of<int32_t>(DType::i32, {3, 1, 4, 0, 2})));
-  const auto desc = run_sort({keys, payload}, {0, true, true});
+  const auto desc = run_sort(platform(), {keys, payload}, {0, true, true});
   EXPECT_TRUE(testing::all_close(desc[1], buffer_of<int32_t>(DType::i32, {2, 0, 1, 4, 3})));
 }
 
 // f16 keys (f16 bits by hand): NaN last, -0 == +0 keeps order, inf, ties.
-TEST(RefSorting, SortF16KeysByHand) {
+TEST_P(RefSortingOn, SortF16KeysByHand) {
   // 2.0, NaN, -0.0, -inf, +0.0, 2.0, -1.0
   const HostBuffer keys = buffer_of<uint16_t>(DType::f16, {0x4000, 0x7E00, 0x8000, 0xFC00, 0x0000, 0x4000, 0xBC00});
   const HostBuffer payload = buffer_of<int32_t>(DType::i32, {0, 1, 2, 3, 4, 5, 6});
-  const auto asc = run_sort({keys, payload}, {0, false, true});
+  const auto asc = run_sort(platform(), {keys, payload}, {0, false, true});
   EXPECT_TRUE(testing::all_close(asc[1], buffer_of<int32_t>(DType::i32, {3, 6, 2, 4, 0, 5, 1})));
   EXPECT_TRUE(testing::all_close(
       bits_of(asc[0]),
       bits_of(buffer_of<uint16_t>(DType::f16, {0xFC00, 0xBC00, 0x8000, 0x0000, 0x4000, 0x4000, 0x7E00}))));
-  const auto desc = run_sort({keys, payload}, {0, true, true});
+  const auto desc = run_sort(platform(), {keys, payload}, {0, true, true});
   EXPECT_TRUE(testing::all_close(desc[1], buffer_of<int32_t>(DType::i32, {1, 0, 5, 2, 4, 6, 3})));
   // stable = false asks for less; the stable order is still a valid answer.
-  const auto unstable = run_sort({keys, payload}, {0, false, false});
+  const auto unstable = run_sort(platform(), {keys, payload}, {0, false, false});
   EXPECT_TRUE(testing::all_close(unstable[0], asc[0]));
 }
 

@@ -196,6 +196,9 @@ static inline f32 k_i64_to_f32_odd(i64 v) {
   return v < 0 ? -k_u64_to_f32_odd(0 - (u64)v) : k_u64_to_f32_odd((u64)v);
 }
 
+// Unsigned 64-bit indices above INT64_MAX are huge, not negative.
+static inline i64 k_index(u64 i) { return i > 0x7fffffffffffffffull ? 0x7fffffffffffffffll : (i64)i; }
+template <class T> static inline i64 k_index(T i) { return (i64)i; }
 static inline i64 k_clamp_index(i64 i, i64 hi) { return i < 0 ? 0 : (i > hi ? hi : i); }
 )PRELUDE";
 

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "kiln/backend/reference/index_util.h"
 #include "kiln/backend/reference/kernels.h"
 #include "kiln/core/element.h"
 
@@ -31,7 +32,8 @@ void update_slice(const HostBuffer& operand, const HostBuffer& update, std::span
   if (u.count() == 0) return;
   std::vector<int64_t> start(static_cast<size_t>(s.rank()));
   for (int i = 0; i < s.rank(); ++i) {
-    const int64_t given = load_int(starts[static_cast<size_t>(i)].dtype(), starts[static_cast<size_t>(i)].data());
+    const int64_t given =
+        reference::load_index(starts[static_cast<size_t>(i)].dtype(), starts[static_cast<size_t>(i)].data());
     start[static_cast<size_t>(i)] = std::clamp<int64_t>(given, 0, s.dim(i) - u.dim(i));
   }
   // Copy the update row by row (its last axis is contiguous in both).

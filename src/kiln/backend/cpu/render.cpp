@@ -433,7 +433,8 @@ class Renderer {
         for (size_t i = 0; i < index.size(); ++i) {
           const Expr start = value(n.operands[i + 1], {});
           const int64_t hi = in.dim(static_cast<int>(i)) - sizes[i];
-          const Expr clamped = bind(DType::i64, fmt::format("k_clamp_index((i64){}, {})", start.text, hi), start.depth);
+          const Expr clamped =
+              bind(DType::i64, fmt::format("k_clamp_index(k_index({}), {})", start.text, hi), start.depth);
           o.push_back({fmt::format("({} + {})", index[i].text, clamped.text), std::max(index[i].depth, clamped.depth)});
         }
         return value(x, o);
@@ -514,14 +515,14 @@ class Renderer {
     const Expr fill = value(n.operands[1], {});
     if (in.count() == 0) return fill;
     Index o;
-    std::string inside;
+    std::string inside = "true";
     int depth = fill.depth;
     for (size_t i = 0; i < index.size(); ++i) {
       const int64_t d = in.dim(static_cast<int>(i)), step = a.interior[i] + 1;
       const std::string t = fmt::format("({} - {})", index[i].text, a.low[i]);
       std::string cond = fmt::format("{0} >= 0 && {0} < {1}", t, (d - 1) * step + 1);
       if (step != 1) cond += fmt::format(" && {} % {} == 0", t, step);
-      inside += (inside.empty() ? "" : " && ") + cond;
+      inside += " && " + cond;
       const std::string position = step == 1 ? t : fmt::format("({} / {})", t, step);
       o.push_back({fmt::format("k_clamp_index({}, {})", position, d - 1), index[i].depth});
       depth = std::max(depth, index[i].depth);
@@ -659,10 +660,13 @@ Combiner combiner(ir::ReduceKind kind, DType d) {
   };
   const std::string inf = fl ? fmt::format("(({})__builtin_inf())", t) : "";
   switch (kind) {
+    // Float sums and products accumulate in f64, as the reference does: at
+    // memory speed the wider adds cost nothing, and long sums keep their
+    // small terms.
     case ir::ReduceKind::sum:
-      return {t, fmt::format("({})0", t), sum};
+      return {fl ? "f64" : t, fl ? "0.0" : fmt::format("({})0", t), sum};
     case ir::ReduceKind::prod:
-      return {t, fmt::format("({})1", t), prod};
+      return {fl ? "f64" : t, fl ? "1.0" : fmt::format("({})1", t), prod};
     case ir::ReduceKind::max:
       if (d == DType::bool_) return {t, "false", max};
       return {
@@ -732,10 +736,18 @@ void Renderer::render_phase(int32_t reduce, const Index& kept, const ir::Axes& k
       accumulate("0");
     });
   };
-  if (!empty) loops(0, loops);
+  if (axes.empty())
+    accumulate("0");  // a reduction over no axes combines one element with the identity
+  else if (!empty)
+    loops(0, loops);
   line(row_depth, fmt::format("for (int l = 1; l < {}; ++l) {}[0] = {};", kLanes, acc,
                               c.combine(fmt::format("{}[0]", acc), fmt::format("{}[l]", acc), d)));
-  phase_values_[reduce] = bind(d, round(d, fmt::format("{}[0]", acc)), row_depth);
+  // An f64 accumulator is rounded once to the result dtype (to odd at f32
+  // first for bf16/f16, so that the second rounding is the only one).
+  std::string result = fmt::format("{}[0]", acc);
+  if (c.type == "f64" && d != DType::f64)
+    result = d == DType::f32 ? fmt::format("(f32){}", result) : fmt::format("k_f64_to_f32_odd({})", result);
+  phase_values_[reduce] = bind(d, round(d, result), row_depth);
 }
 
 std::string Renderer::render_rows() {
