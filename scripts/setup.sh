@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Installs the Debian packages kiln needs, only those missing (idempotent).
-# Usage: scripts/setup.sh [--fuzz]   (--fuzz adds clang-16 and libFuzzer)
+# Usage: scripts/setup.sh [--fuzz] [--bench]
+#   --fuzz adds clang-16 and libFuzzer; --bench adds the peers the benchmarks
+#   compare with (PyTorch with OpenBLAS, NumPy, SentencePiece for Python).
 set -euo pipefail
 
 packages=(g++ cmake ninja-build ccache libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev libboost1.81-dev
   libsentencepiece-dev libdnnl-dev)
-if [[ "${1:-}" == "--fuzz" ]]; then
-  packages+=(clang-16 libclang-rt-16-dev)
-fi
+for option in "$@"; do
+  case "$option" in
+    --fuzz) packages+=(clang-16 libclang-rt-16-dev) ;;
+    --bench) packages+=(python3-torch python3-numpy python3-sentencepiece libopenblas0-pthread) ;;
+    *) echo "setup.sh: unknown option '$option' (--fuzz, --bench)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

@@ -120,6 +120,11 @@ void add(Hasher& h, const CustomCallAttrs& a) {
 
 }  // namespace
 
+void hash_attributes(Hasher& h, const Attributes& attrs) {
+  h.value(static_cast<uint64_t>(attrs.index()));
+  std::visit([&](const auto& a) { add(h, a); }, attrs);
+}
+
 Hash128 hash(const Graph& graph) {
   Hasher h;
   h.string("kiln.graph.v1");
@@ -133,7 +138,7 @@ Hash128 hash(const Graph& graph) {
     }
     h.value(static_cast<uint64_t>(node.results.size()));
     for (const Shape& s : node.results) add(h, s);
-    std::visit([&](const auto& attrs) { add(h, attrs); }, node.attrs);
+    hash_attributes(h, node.attrs);
   }
   h.value(static_cast<uint64_t>(graph.outputs().size()));
   for (const Value& v : graph.outputs()) {

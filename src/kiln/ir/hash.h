@@ -9,5 +9,7 @@
 namespace kiln::ir {
 
 Hash128 hash(const Graph& graph);
+// One node's attributes, for passes that compare nodes (CSE).
+void hash_attributes(Hasher& h, const Attributes& attrs);
 
 }  // namespace kiln::ir

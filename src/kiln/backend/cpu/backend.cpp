@@ -12,7 +12,11 @@
 #include "kiln/backend/cpu/prelude.h"
 #include "kiln/backend/cpu/program.h"
 #include "kiln/backend/cpu/render.h"
+#include "kiln/backend/reference/interpreter.h"
+#include "kiln/passes/cse.h"
 #include "kiln/passes/dce.h"
+#include "kiln/passes/fold.h"
+#include "kiln/passes/simplify.h"
 
 namespace kiln::cpu {
 namespace {
@@ -281,9 +285,16 @@ class CpuBackend final : public backend::Backend {
   std::shared_ptr<const backend::Program> compile(const ir::Graph& graph, size_t weight_count,
                                                   const backend::CompileOptions& options) const override {
     ir::verify(graph);
+    // Each pass is followed by the verifier: a pass bug is caught where it happens.
     ir::Graph g = passes::eliminate_dead_code(graph);
-    g = canonicalize_dots(g);
-    ir::verify(g);
+    for (auto pass : {+[](const ir::Graph& x) { return passes::simplify(x); },
+                      +[](const ir::Graph& x) { return passes::eliminate_common_subexpressions(x); },
+                      +[](const ir::Graph& x) { return passes::fold_constants(x, reference::evaluate_node); },
+                      +[](const ir::Graph& x) { return passes::eliminate_dead_code(x); },
+                      +[](const ir::Graph& x) { return canonicalize_dots(x); }}) {
+      g = pass(g);
+      ir::verify(g);
+    }
     return Compilation(g, weight_count, options).build();
   }
 

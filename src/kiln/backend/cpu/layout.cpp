@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kiln/backend/cpu/matmul.h"
+#include "kiln/ir/rewrite.h"
 
 namespace kiln::cpu {
 namespace {
@@ -61,30 +62,12 @@ ir::Value add_canonical_dot(ir::Graph& g, const ir::Node& dot, ir::Value lhs, ir
 }  // namespace
 
 ir::Graph canonicalize_dots(const ir::Graph& graph) {
-  ir::Graph g;
-  std::vector<std::vector<ir::Value>> map(graph.nodes().size());
-  auto mapped = [&](ir::Value v) { return map[static_cast<size_t>(v.node)][static_cast<size_t>(v.output)]; };
-  for (size_t id = 0; id < graph.nodes().size(); ++id) {
-    const ir::Node& n = graph.node(static_cast<int32_t>(id));
-    std::vector<ir::Value> operands;
-    for (const ir::Value& v : n.operands) operands.push_back(mapped(v));
-    if (n.op == ir::Op::parameter) {
-      const auto& p = n.attrs_as<ir::ParameterAttrs>();
-      map[id] = {g.parameter(p.shape, p.name)};
-      continue;
-    }
-    const DType operand = n.op == ir::Op::dot_general ? graph.shape(n.operands[0]).dtype() : DType::bool_;
-    if (n.op == ir::Op::dot_general && (operand == DType::f32 || operand == DType::bf16 || operand == DType::f16)) {
-      map[id] = {add_canonical_dot(g, n, operands[0], operands[1])};
-      continue;
-    }
-    const ir::Value first = g.add(n.op, operands, n.attrs);
-    map[id] = g.results(first.node);
-  }
-  std::vector<ir::Value> outputs;
-  for (const ir::Value& v : graph.outputs()) outputs.push_back(mapped(v));
-  g.set_outputs(std::move(outputs));
-  return g;
+  return ir::rebuild(graph, [&](ir::Graph& out, const ir::Node& n, const std::vector<ir::Value>& operands) {
+    if (n.op != ir::Op::dot_general) return std::vector<ir::Value>{};
+    const DType operand = out.shape(operands[0]).dtype();
+    if (operand != DType::f32 && operand != DType::bf16 && operand != DType::f16) return std::vector<ir::Value>{};
+    return std::vector<ir::Value>{add_canonical_dot(out, n, operands[0], operands[1])};
+  });
 }
 
 }  // namespace kiln::cpu

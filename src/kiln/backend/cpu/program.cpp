@@ -3,7 +3,7 @@
 #include <cstring>
 
 #include "kiln/backend/reference/index_util.h"
-#include "kiln/backend/reference/kernels.h"
+#include "kiln/backend/reference/interpreter.h"
 #include "kiln/core/element.h"
 
 namespace kiln::cpu {
@@ -52,35 +52,6 @@ void update_slice(const HostBuffer& operand, const HostBuffer& update, std::span
     std::memcpy(base + element_offset(s, at) * static_cast<int64_t>(element),
                 update.data() + r * row * static_cast<int64_t>(element), static_cast<size_t>(row) * element);
   }
-}
-
-reference::Results run_shared_kernel(const ir::Node& node, std::span<const HostBuffer> operands) {
-  switch (ir::family(node.op)) {
-    case ir::Family::generator:
-    case ir::Family::conversion:
-    case ir::Family::unary:
-    case ir::Family::binary:
-    case ir::Family::ternary:
-      return reference::eval_elementwise(node, operands);
-    case ir::Family::movement:
-      return reference::eval_movement(node, operands);
-    case ir::Family::indexing:
-      return reference::eval_indexing(node, operands);
-    case ir::Family::reduction:
-      return reference::eval_reduction(node, operands);
-    case ir::Family::contraction:
-      return reference::eval_contraction(node, operands);
-    case ir::Family::sorting:
-      return reference::eval_sorting(node, operands);
-    case ir::Family::random:
-      return reference::eval_rng(node, operands);
-    case ir::Family::barrier:
-      return {operands.begin(), operands.end()};
-    case ir::Family::leaf:
-    case ir::Family::custom:
-      break;
-  }
-  fail("[{}] cpu: no shared kernel", ir::name(node.op));
 }
 
 }  // namespace
@@ -163,7 +134,7 @@ void CpuProgram::launch(const Step& step, const ir::CallbackStates& callbacks) c
         ir::invoke(*static_cast<const ir::HostCallback*>(attrs.payload.get()), callbacks, operands, outputs);
         return;
       }
-      const reference::Results results = run_shared_kernel(step.node, operands);
+      const std::vector<HostBuffer> results = reference::evaluate_node(step.node, operands);
       for (size_t i = 0; i < results.size(); ++i) {
         const HostBuffer flat = results[i].is_contiguous() ? results[i] : results[i].copy();
         const size_t bytes = flat.shape().byte_size();

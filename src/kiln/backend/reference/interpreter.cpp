@@ -52,6 +52,11 @@ Results eval_node(const ir::Node& node, Operands operands, const ir::CallbackSta
 
 }  // namespace
 
+std::vector<HostBuffer> evaluate_node(const ir::Node& node, std::span<const HostBuffer> operands) {
+  if (node.op == ir::Op::parameter) fail("[parameter] has no value of its own");
+  return eval_node(node, operands, nullptr);
+}
+
 std::vector<HostBuffer> evaluate(const ir::Graph& graph, std::span<const HostBuffer> parameters,
                                  const ir::CallbackStates* callbacks) {
   const auto& parameter_nodes = graph.parameters();

@@ -22,6 +22,11 @@ namespace kiln::reference {
 // node runs, in order; host callbacks find their state in `callbacks`.
 std::vector<HostBuffer> evaluate(const ir::Graph& graph, std::span<const HostBuffer> parameters,
                                  const ir::CallbackStates* callbacks = nullptr);
+// One node on contiguous operands (no host callbacks): the shared kernel
+// other backends call for ops they have no kernel of their own for, and the
+// evaluator of constant folding.
+std::vector<HostBuffer> evaluate_node(const ir::Node& node, std::span<const HostBuffer> operands);
+
 inline std::vector<HostBuffer> evaluate(const ir::Graph& graph, std::initializer_list<HostBuffer> parameters) {
   return evaluate(graph, std::span<const HostBuffer>(parameters.begin(), parameters.size()));
 }
