@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "kiln/models/generate.h"
@@ -17,6 +18,7 @@ void generate(const GenerateArgs& args) {
   if (!dtype || (*dtype != DType::f32 && *dtype != DType::bf16))
     fail("--dtype must be f32 or bf16, not '{}'", args.dtype);
 
+  if (args.quiet) setenv("KILN_QUIET", "1", 1);  // the kernel compiler's progress lines too
   auto progress = [&](const std::string& message) {
     if (!args.quiet) fmt::print(stderr, "[kiln] {}\n", message);
   };

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <set>
 
@@ -295,7 +296,13 @@ class CpuBackend final : public backend::Backend {
       g = pass(g);
       ir::verify(g);
     }
-    return Compilation(g, weight_count, options).build();
+    // Compiles that take more than a second say so on stderr unless the
+    // caller handles progress itself or KILN_QUIET is set.
+    backend::CompileOptions with_progress = options;
+    const char* quiet = std::getenv("KILN_QUIET");
+    if (!with_progress.progress && (quiet == nullptr || std::string_view(quiet) == "0"))
+      with_progress.progress = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
+    return Compilation(g, weight_count, with_progress).build();
   }
 
   HostBuffer allocate(const Shape& shape) const override { return HostBuffer::uninitialized(shape); }
