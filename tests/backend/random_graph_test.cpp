@@ -13,7 +13,9 @@
 #include <numeric>
 #include <random>
 
+#include "kiln/backend/cpu/program.h"
 #include "kiln/core/element.h"
+#include "kiln/frontend/trace.h"
 #include "support/compare.h"
 #include "support/graph_batch.h"
 
@@ -133,7 +135,7 @@ class Generator {
   void step() {
     Value x = any();
     while (shape(x).rank() == 0) x = any();  // the parameters have rank >= 1
-    const Shape s = shape(x);  // a copy: adding nodes moves the graph's storage
+    const Shape s = shape(x);                // a copy: adding nodes moves the graph's storage
     Value y;
     switch (uniform(0, 16)) {
       case 0:
@@ -379,6 +381,50 @@ TEST(RandomGraphs, DonatedSliceUpdatesMatchReference) {
     EXPECT_TRUE(testing::all_close(fresh[0], expected[0], tolerance(DType::f32), "fresh output"));
     EXPECT_TRUE(testing::all_close(c, before, {0, 0}, "undonated argument"));
   }
+}
+
+// The stacked KV cache as the LLaMA model threads it through its layers:
+// per layer a slice of the cache, a row update, and the layer written back.
+// On cpu the updates merge into one in-place row update per layer on the
+// donated cache: no copy of the cache in the arena, values equal to the
+// reference's.
+TEST(RandomGraphs, StackedCacheUpdatesRowsInPlace) {
+  const int64_t layers = 3, t = 64, d = 8;
+  const Shape cache_shape({{"layer", layers}, {"t", t}, {"d", d}});
+  const ir::Graph g = trace(
+      [&](Tensor cache, Tensor rows, Tensor pos, Tensor probe) {
+        Tensor total = scalar(0.0, DType::f32);
+        for (int64_t l = 0; l < layers; ++l) {
+          const Tensor layer = cache.slice("layer", l, l + 1).squeeze("layer");
+          const Tensor updated = layer.dynamic_update_slice({{"t", pos}}, rows * static_cast<double>(l + 1));
+          // Read after the update through a dot, as attention reads it (a fused
+          // elementwise read could be delayed to the end by the fuser).
+          total = total + updated.dot(probe, "d").sum("t");
+          cache = cache.dynamic_update_slice({{"layer", scalar(static_cast<double>(l), DType::i32)}},
+                                             updated.insert_axis(0, "layer"));
+        }
+        return std::make_tuple(cache, total);
+      },
+      cache_shape, Shape({{"t", 2}, {"d", d}}), Shape(DType::i32), Shape({{"d", d}}));
+  HostBuffer cache = HostBuffer::allocate(cache_shape), rows = HostBuffer::allocate(Shape({{"t", 2}, {"d", d}}));
+  for (size_t i = 0; i < cache.mutable_span<float>().size(); ++i) cache.mutable_span<float>()[i] = 0.01f * (i % 97);
+  for (size_t i = 0; i < rows.mutable_span<float>().size(); ++i) rows.mutable_span<float>()[i] = 1.0f + i;
+  HostBuffer pos = HostBuffer::allocate(Shape(DType::i32));
+  pos.mutable_span<int32_t>()[0] = 5;
+  HostBuffer probe = HostBuffer::allocate(Shape({{"d", d}}));
+  for (size_t i = 0; i < probe.mutable_span<float>().size(); ++i) probe.mutable_span<float>()[i] = 0.5f - 0.1f * i;
+  const auto expected = testing::evaluate(Platform::reference(), g, {cache, rows, pos, probe});
+
+  const auto program = Platform::cpu().backend().compile(g, 0, {});
+  ASSERT_EQ(program->signature().output_alias[0], 0);
+  const auto* cpu = dynamic_cast<const cpu::CpuProgram*>(program.get());
+  ASSERT_NE(cpu, nullptr);
+  EXPECT_LT(cpu->arena_bytes(), cache_shape.byte_size()) << cpu->describe();
+  std::vector<HostBuffer> args = {cache.copy(), rows, pos, probe};
+  std::vector<HostBuffer> outputs = {args[0], HostBuffer::allocate(program->signature().outputs[1])};
+  program->run(nullptr, args, outputs, {});
+  EXPECT_TRUE(testing::all_close(outputs[0], expected[0], testing::Tolerance{0, 0}, "cache"));
+  EXPECT_TRUE(testing::all_close(outputs[1], expected[1], tolerance(DType::f32), "sums read after each update"));
 }
 
 }  // namespace

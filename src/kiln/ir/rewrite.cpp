@@ -16,7 +16,7 @@ Graph rebuild(const Graph& graph, const Visit& visit) {
     std::vector<Value> operands;
     operands.reserve(n.operands.size());
     for (const Value& v : n.operands) operands.push_back(mapped(v));
-    std::vector<Value> replaced = visit(out, n, operands);
+    std::vector<Value> replaced = visit(out, n, operands, ValueMap{map, static_cast<int32_t>(id)});
     map[id] = replaced.empty() ? out.results(out.add(n.op, std::move(operands), n.attrs).node) : std::move(replaced);
   }
   std::vector<Value> outputs;

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "kiln/backend/cpu/fusion.h"
@@ -18,6 +20,7 @@
 #include "kiln/passes/dce.h"
 #include "kiln/passes/fold.h"
 #include "kiln/passes/simplify.h"
+#include "kiln/passes/slice_updates.h"
 
 namespace kiln::cpu {
 namespace {
@@ -32,13 +35,19 @@ bool same_layout(const Shape& a, const Shape& b) {
 
 // First-fit offsets for the arena values given their live step ranges:
 // a value's memory is reused once its last reader has run.
+int32_t root_of(const std::vector<Slot>& slots, int32_t slot) {
+  while (slots[static_cast<size_t>(slot)].kind == Slot::Kind::view) slot = slots[static_cast<size_t>(slot)].base;
+  return slot;
+}
+
 size_t plan_arena(std::vector<Slot>& slots, const std::vector<Step>& steps) {
   const size_t n = slots.size();
   std::vector<int> first(n, -1), last(n, -1);
   for (size_t s = 0; s < steps.size(); ++s) {
     for (int32_t w : steps[s].writes)
       if (first[static_cast<size_t>(w)] < 0) first[static_cast<size_t>(w)] = static_cast<int>(s);
-    for (int32_t r : steps[s].reads) last[static_cast<size_t>(r)] = static_cast<int>(s);
+    for (int32_t r : steps[s].reads)
+      last[static_cast<size_t>(root_of(slots, r))] = static_cast<int>(s);  // a view's reads are its base's
   }
   std::map<size_t, size_t> free_blocks;  // offset -> size
   size_t top = 0;
@@ -99,15 +108,31 @@ class Compilation {
     if (it == value_slots_.end()) fail("cpu: value %{}:{} has no memory (a fusion bug)", v.node, v.output);
     return it->second;
   }
-  // Memory for a result value: its output slot if the graph returns it, else the arena.
+  // Memory for a result value: the memory of its in-place chain, its output
+  // slot if the graph returns it (or its chain ends in an output), else the arena.
   int32_t result_slot(ir::Value v) {
+    const auto i = static_cast<size_t>(v.node);
+    if (v.output == 0 && chain_root_[i] != v.node) return value_slots_[{v.node, 0}] = slot_of({chain_root_[i], 0});
     const Shape& shape = graph_.shape(v);
     auto out = first_output_.find({v.node, v.output});
-    const int32_t slot = out != first_output_.end() ? new_slot(Slot::Kind::output, out->second, shape)
-                                                    : new_slot(Slot::Kind::arena, 0, shape);
+    const int output = out != first_output_.end() ? static_cast<int>(out->second)
+                       : v.output == 0            ? chain_output_[i]
+                                                  : -1;
+    const int32_t slot = output >= 0 ? new_slot(Slot::Kind::output, static_cast<size_t>(output), shape)
+                                     : new_slot(Slot::Kind::arena, 0, shape);
     value_slots_[{v.node, v.output}] = slot;
     return slot;
   }
+  // The step position of a user: the root of its group, or itself.
+  int32_t position(int32_t user) const {
+    const int32_t g = fusion_.group_of[static_cast<size_t>(user)];
+    return g >= 0 ? fusion_.groups[static_cast<size_t>(g)].root : user;
+  }
+  int32_t last_read(int32_t node) const;
+  std::optional<std::pair<ir::Value, size_t>> view_of(int32_t id) const;
+  bool is_view_node(int32_t id) const { return view_of(id).has_value(); }
+  bool updates_in_place(int32_t id) const;
+  void plan_in_place_chains();
   void add_node_step(int32_t id);
   std::vector<int> output_aliases(const backend::Signature& signature) const;
 
@@ -123,7 +148,109 @@ class Compilation {
   std::vector<KernelSource> kernels_;  // per kernel step, in step order
   std::vector<size_t> kernel_steps_;   // step index of each kernel
   int packed_weights_ = 0;
+  std::vector<std::vector<int32_t>> users_;  // per node, its distinct users
+  std::vector<int> group_size_;              // nodes per fusion group
+  std::vector<int32_t> chain_root_;          // per node: the first value of its in-place update chain
+  std::vector<int> chain_output_;            // per chain root: the output its chain ends in, or -1
 };
+
+// The last step position that reads `node`'s value, through views and nodes
+// recomputed in their users' groups; graph outputs are read after the end.
+int32_t Compilation::last_read(int32_t node) const {
+  if (first_output_.contains({node, 0})) return std::numeric_limits<int32_t>::max();
+  int32_t last = -1;
+  for (int32_t u : users_[static_cast<size_t>(node)]) {
+    if (fusion_.group_of[static_cast<size_t>(u)] == kInlineAnywhere) {
+      last = std::max(last, last_read(u));
+      continue;
+    }
+    const int32_t at = position(u);
+    last = std::max(last, is_view_node(at) ? last_read(at) : at);  // a view is read where its readers are
+  }
+  return last;
+}
+
+// A contiguous slice: leading axes of size 1, then one partial axis, then whole axes.
+bool is_contiguous_slice(const ir::Node& n, const Shape& in) {
+  const auto& a = n.attrs_as<ir::SliceAttrs>();
+  int k = 0;
+  while (k < in.rank() && a.limit[static_cast<size_t>(k)] - a.start[static_cast<size_t>(k)] == 1) ++k;
+  for (int i = k; i < in.rank(); ++i) {
+    const auto j = static_cast<size_t>(i);
+    if (a.stride[j] != 1 && a.limit[j] - a.start[j] > 1) return false;
+    if (i > k && (a.start[j] != 0 || a.limit[j] != in.dim(i))) return false;
+  }
+  return true;
+}
+
+// A group made only of reshapes and contiguous slices of one value in memory
+// (and not an output): a view of that memory at a byte offset, not a copy.
+std::optional<std::pair<ir::Value, size_t>> Compilation::view_of(int32_t id) const {
+  const int32_t g = fusion_.group_of[static_cast<size_t>(id)];
+  if (g < 0 || fusion_.groups[static_cast<size_t>(g)].root != id || first_output_.contains({id, 0}))
+    return std::nullopt;
+  size_t offset = 0;
+  int chain = 0;
+  ir::Value v{id, 0};
+  while (fusion_.group_of[static_cast<size_t>(v.node)] == g) {
+    const ir::Node& n = graph_.node(v.node);
+    const Shape& in = graph_.shape(n.operands[0]);
+    if (n.op == ir::Op::slice) {
+      if (!is_contiguous_slice(n, in)) return std::nullopt;
+      const auto& a = n.attrs_as<ir::SliceAttrs>();
+      const auto strides = in.byte_strides();
+      for (int i = 0; i < in.rank(); ++i)
+        offset += static_cast<size_t>(a.start[static_cast<size_t>(i)] * strides[static_cast<size_t>(i)]);
+    } else if (n.op != ir::Op::reshape) {
+      return std::nullopt;
+    }
+    ++chain;
+    v = n.operands[0];
+  }
+  if (chain != group_size_[static_cast<size_t>(g)] || !fusion_.materialized[static_cast<size_t>(v.node)] ||
+      fusion_.group_of[static_cast<size_t>(v.node)] == kInlineAnywhere)
+    return std::nullopt;
+  return std::make_pair(v, offset);
+}
+
+// A slice update may write into its operand's memory when nothing reads
+// the operand afterwards (a KV cache threaded through the layers).
+bool Compilation::updates_in_place(int32_t id) const {
+  const ir::Node& n = graph_.node(id);
+  if (n.op != ir::Op::dynamic_update_slice) return false;
+  const ir::Value a = n.operands[0];
+  const ir::Node& producer = graph_.node(a.node);
+  if (a.output != 0 || producer.results.size() != 1 || producer.op == ir::Op::parameter ||
+      producer.op == ir::Op::constant || !fusion_.materialized[static_cast<size_t>(a.node)] ||
+      fusion_.group_of[static_cast<size_t>(a.node)] == kInlineAnywhere || is_view_node(a.node))
+    return false;
+  for (size_t i = 1; i < n.operands.size(); ++i)
+    if (n.operands[i] == a) return false;
+  return last_read(a.node) == id;
+}
+
+void Compilation::plan_in_place_chains() {
+  const size_t n = graph_.nodes().size();
+  users_.assign(n, {});
+  for (size_t id = 0; id < n; ++id)
+    for (const ir::Value& v : graph_.node(static_cast<int32_t>(id)).operands) {
+      auto& list = users_[static_cast<size_t>(v.node)];
+      if (list.empty() || list.back() != static_cast<int32_t>(id)) list.push_back(static_cast<int32_t>(id));
+    }
+  group_size_.assign(fusion_.groups.size(), 0);
+  for (int32_t g : fusion_.group_of)
+    if (g >= 0) ++group_size_[static_cast<size_t>(g)];
+  chain_root_.resize(n);
+  chain_output_.assign(n, -1);
+  for (size_t id = 0; id < n; ++id) {
+    const auto node = static_cast<int32_t>(id);
+    chain_root_[id] =
+        updates_in_place(node) ? chain_root_[static_cast<size_t>(graph_.node(node).operands[0].node)] : node;
+    if (chain_root_[id] != node)
+      if (auto out = first_output_.find({node, 0}); out != first_output_.end())
+        chain_output_[static_cast<size_t>(chain_root_[id])] = static_cast<int>(out->second);
+  }
+}
 
 void Compilation::add_node_step(int32_t id) {
   const ir::Node& n = graph_.node(id);
@@ -168,7 +295,7 @@ std::vector<int> Compilation::output_aliases(const backend::Signature& signature
   std::vector<int> alias(signature.outputs.size(), -1);
   std::vector<int> last_read(slots_.size(), -1), writer(slots_.size(), -1);
   for (size_t s = 0; s < steps_.size(); ++s) {
-    for (int32_t r : steps_[s].reads) last_read[static_cast<size_t>(r)] = static_cast<int>(s);
+    for (int32_t r : steps_[s].reads) last_read[static_cast<size_t>(root_of(slots_, r))] = static_cast<int>(s);
     for (int32_t w : steps_[s].writes)
       if (writer[static_cast<size_t>(w)] < 0) writer[static_cast<size_t>(w)] = static_cast<int>(s);
   }
@@ -206,6 +333,7 @@ std::shared_ptr<const backend::Program> Compilation::build() {
     const ir::Value v = graph_.outputs()[o];
     first_output_.emplace(std::make_pair(v.node, v.output), o);
   }
+  plan_in_place_chains();
   // Parameters first, in parameter order, so slot i of a parameter is easy to find.
   for (size_t p = 0; p < graph_.parameters().size(); ++p) {
     const int32_t id = graph_.parameters()[p];
@@ -226,6 +354,12 @@ std::shared_ptr<const backend::Program> Compilation::build() {
     const int32_t g = fusion_.group_of[i];
     if (g >= 0) {
       if (fusion_.groups[static_cast<size_t>(g)].root != id) continue;  // inlined into its group
+      if (const auto view = view_of(id)) {
+        const int32_t slot = new_slot(Slot::Kind::view, view->second, n.results[0]);
+        slots_[static_cast<size_t>(slot)].base = slot_of(view->first);
+        value_slots_[{id, 0}] = slot;
+        continue;
+      }
       KernelSource source = render_group(graph_, fusion_, g);
       Step step{};
       step.kind = Step::Kind::kernel;
@@ -272,8 +406,11 @@ std::shared_ptr<const backend::Program> Compilation::build() {
   const size_t arena = plan_arena(slots_, steps_);
   backend::Signature signature = backend::signature_of(graph_, weight_count_);
   signature.output_alias = output_aliases(signature);
-  return std::make_shared<CpuProgram>(std::move(signature), std::move(slots_), std::move(steps_), std::move(constants_),
-                                      arena, std::move(libraries));
+  auto program = std::make_shared<CpuProgram>(std::move(signature), std::move(slots_), std::move(steps_),
+                                              std::move(constants_), arena, std::move(libraries));
+  if (const char* dump = std::getenv("KILN_DUMP_PROGRAM"); dump != nullptr && std::string_view(dump) != "0")
+    fmt::print(stderr, "{}", program->describe());
+  return program;
 }
 
 class CpuBackend final : public backend::Backend {
@@ -288,7 +425,8 @@ class CpuBackend final : public backend::Backend {
     ir::verify(graph);
     // Each pass is followed by the verifier: a pass bug is caught where it happens.
     ir::Graph g = passes::eliminate_dead_code(graph);
-    for (auto pass : {+[](const ir::Graph& x) { return passes::simplify(x); },
+    for (auto pass : {+[](const ir::Graph& x) { return passes::merge_nested_slice_updates(x); },
+                      +[](const ir::Graph& x) { return passes::simplify(x); },
                       +[](const ir::Graph& x) { return passes::eliminate_common_subexpressions(x); },
                       +[](const ir::Graph& x) { return passes::fold_constants(x, reference::evaluate_node); },
                       +[](const ir::Graph& x) { return passes::eliminate_dead_code(x); },

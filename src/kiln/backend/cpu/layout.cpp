@@ -62,12 +62,13 @@ ir::Value add_canonical_dot(ir::Graph& g, const ir::Node& dot, ir::Value lhs, ir
 }  // namespace
 
 ir::Graph canonicalize_dots(const ir::Graph& graph) {
-  return ir::rebuild(graph, [&](ir::Graph& out, const ir::Node& n, const std::vector<ir::Value>& operands) {
-    if (n.op != ir::Op::dot_general) return std::vector<ir::Value>{};
-    const DType operand = out.shape(operands[0]).dtype();
-    if (operand != DType::f32 && operand != DType::bf16 && operand != DType::f16) return std::vector<ir::Value>{};
-    return std::vector<ir::Value>{add_canonical_dot(out, n, operands[0], operands[1])};
-  });
+  return ir::rebuild(
+      graph, [&](ir::Graph& out, const ir::Node& n, const std::vector<ir::Value>& operands, const ir::ValueMap&) {
+        if (n.op != ir::Op::dot_general) return std::vector<ir::Value>{};
+        const DType operand = out.shape(operands[0]).dtype();
+        if (operand != DType::f32 && operand != DType::bf16 && operand != DType::f16) return std::vector<ir::Value>{};
+        return std::vector<ir::Value>{add_canonical_dot(out, n, operands[0], operands[1])};
+      });
 }
 
 }  // namespace kiln::cpu

@@ -73,6 +73,8 @@ CpuProgram::CpuProgram(backend::Signature signature, std::vector<Slot> slots, st
     if (slots_[i].kind == Slot::Kind::arena) pointers_[i] = arena_.mutable_data() + slots_[i].index;
     if (slots_[i].kind == Slot::Kind::constant)
       pointers_[i] = const_cast<std::byte*>(constants_[slots_[i].index].data());
+    if (slots_[i].kind == Slot::Kind::view && pointers_[static_cast<size_t>(slots_[i].base)] != nullptr)
+      pointers_[i] = pointers_[static_cast<size_t>(slots_[i].base)] + slots_[i].index;
   }
 }
 
@@ -90,6 +92,27 @@ std::shared_ptr<const backend::PreparedWeights> CpuProgram::prepare(std::span<co
     prepared->packed[static_cast<size_t>(step.packed_weight)] = packed;
   }
   return prepared;
+}
+
+std::string CpuProgram::describe() const {
+  static constexpr const char* kinds[] = {"kernel", "matmul", "update_slice", "shared_kernel", "callback", "copy"};
+  static constexpr const char* homes[] = {"param", "const", "arena", "out", "view"};
+  auto slots = [&](const std::vector<int32_t>& list) {
+    std::string text;
+    for (int32_t i : list) {
+      const Slot& s = slots_[static_cast<size_t>(i)];
+      text += fmt::format("{}{}{}{} {}", text.empty() ? "" : ", ", homes[static_cast<int>(s.kind)], s.index,
+                          s.kind == Slot::Kind::view ? fmt::format("@{}", s.base) : "", s.shape.to_string());
+    }
+    return text;
+  };
+  std::string out = fmt::format("{} steps, arena {} bytes\n", steps_.size(), arena_bytes());
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    const Step& s = steps_[i];
+    out += fmt::format("{:4} {:13} {:28} ({}) -> ({}){}\n", i, kinds[static_cast<int>(s.kind)], s.what, slots(s.reads),
+                       slots(s.writes), s.packed_weight >= 0 ? " packed" : "");
+  }
+  return out;
 }
 
 HostBuffer CpuProgram::view(int32_t slot) const {
@@ -157,6 +180,8 @@ void CpuProgram::run(const backend::PreparedWeights* weights, std::span<const Ho
                                                                    : arguments[s.index - weight_count].data());
     else if (s.kind == Slot::Kind::output)
       pointers_[i] = outputs[s.index].mutable_data();
+    else if (s.kind == Slot::Kind::view)  // bases come first, so they are set already
+      pointers_[i] = pointers_[static_cast<size_t>(s.base)] + s.index;
   }
   for (const Step& step : steps_) {
     if (step.packed_weight >= 0) {

@@ -3,7 +3,7 @@
 // (generated kernels, oneDNN matmuls, in-place slice updates, shared kernels
 // for the rare ops, host callbacks, copies) over numbered slots. A slot is a
 // parameter, a constant, a piece of the one arena planned at compile time,
-// or an output. run() fills the slot table and launches the steps in order:
+// an output, or a view of another slot. run() fills the slot table and launches the steps in order:
 // no graph walking, and no allocation beyond what the shared kernels of the
 // rare ops (sort, gather, ...) make.
 #include <functional>
@@ -18,10 +18,12 @@
 namespace kiln::cpu {
 
 struct Slot {
-  enum class Kind : uint8_t { parameter, constant, arena, output };
+  // view: bytes of another slot (a reshape, a contiguous slice), no copy.
+  enum class Kind : uint8_t { parameter, constant, arena, output, view };
   Kind kind;
-  size_t index = 0;  // parameter, constant or output number; arena: byte offset
+  size_t index = 0;  // parameter, constant or output number; arena and view: byte offset
   Shape shape;
+  int32_t base = -1;  // view: the slot it is part of
 };
 
 using KernelFunction = void (*)(char* const* args);
@@ -49,6 +51,8 @@ class CpuProgram final : public backend::Program {
            std::span<HostBuffer> outputs, const ir::CallbackStates& callbacks) const override;
 
   size_t arena_bytes() const { return arena_.shape().byte_size(); }
+  // The step list, one line per step, for KILN_DUMP_PROGRAM=1.
+  std::string describe() const;
   const std::vector<Step>& steps() const { return steps_; }
 
  private:
