@@ -7,6 +7,8 @@
 //   testing::GraphBatch batch;
 //   batch.add(graph, inputs, [&](const std::vector<HostBuffer>& out) { EXPECT_...; });
 //   batch.run(Platform::cpu());
+#include <gtest/gtest.h>
+
 #include <functional>
 #include <string>
 #include <vector>
@@ -95,5 +97,16 @@ inline std::vector<HostBuffer> evaluate(const Platform& platform, const ir::Grap
 
 // The backends every backend-generic test runs on.
 inline std::vector<std::string> all_backends() { return {"reference", "cpu"}; }
+
+// A test suite parameterized over all_backends():
+//   class RefSorting : public testing::OnEveryBackend {};
+//   KILN_ON_EVERY_BACKEND(RefSorting);
+class OnEveryBackend : public ::testing::TestWithParam<std::string> {
+ protected:
+  Platform platform() const { return Platform::get(GetParam()); }
+};
+#define KILN_ON_EVERY_BACKEND(suite)                                                              \
+  INSTANTIATE_TEST_SUITE_P(Backends, suite, ::testing::ValuesIn(::kiln::testing::all_backends()), \
+                           [](const auto& info) { return info.param; })
 
 }  // namespace kiln::testing

@@ -36,26 +36,6 @@ void gather(const std::byte* src, const Shape& shape, std::span<const int64_t> s
 
 }  // namespace
 
-HostBuffer HostBuffer::allocate(const Shape& shape) {
-  HostBuffer b;
-  b.shape_ = shape;
-  b.byte_strides_ = shape.byte_strides();
-  auto memory = aligned(shape.byte_size(), /*zeroed=*/true);
-  b.data_ = memory.get();
-  b.owner_ = std::move(memory);
-  return b;
-}
-
-HostBuffer HostBuffer::uninitialized(const Shape& shape) {
-  HostBuffer b;
-  b.shape_ = shape;
-  b.byte_strides_ = shape.byte_strides();
-  auto memory = aligned(shape.byte_size(), /*zeroed=*/false);
-  b.data_ = memory.get();
-  b.owner_ = std::move(memory);
-  return b;
-}
-
 HostBuffer HostBuffer::view(const Shape& shape, std::byte* data, std::shared_ptr<const void> keep_alive) {
   HostBuffer b;
   b.shape_ = shape;
@@ -63,6 +43,16 @@ HostBuffer HostBuffer::view(const Shape& shape, std::byte* data, std::shared_ptr
   b.data_ = data;
   b.owner_ = std::move(keep_alive);
   return b;
+}
+
+HostBuffer HostBuffer::allocate(const Shape& shape) {
+  auto memory = aligned(shape.byte_size(), /*zeroed=*/true);
+  return view(shape, memory.get(), memory);
+}
+
+HostBuffer HostBuffer::uninitialized(const Shape& shape) {
+  auto memory = aligned(shape.byte_size(), /*zeroed=*/false);
+  return view(shape, memory.get(), memory);
 }
 
 HostBuffer HostBuffer::copy_of(const Shape& shape, std::span<const std::byte> bytes) {

@@ -9,12 +9,8 @@
 namespace kiln {
 namespace {
 
-class RefBarrier : public ::testing::TestWithParam<std::string> {
- protected:
-  Platform platform() const { return Platform::get(GetParam()); }
-};
-INSTANTIATE_TEST_SUITE_P(Backends, RefBarrier, ::testing::ValuesIn(testing::all_backends()),
-                         [](const auto& info) { return info.param; });
+class RefBarrier : public testing::OnEveryBackend {};
+KILN_ON_EVERY_BACKEND(RefBarrier);
 
 TEST_P(RefBarrier, PassesOperandsThrough) {
   ir::Graph g;

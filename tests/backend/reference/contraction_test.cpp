@@ -67,12 +67,8 @@ HostBuffer buffer(const Shape& shape, std::vector<T> values) {
   return b;
 }
 
-class RefContraction : public ::testing::TestWithParam<std::string> {
- protected:
-  Platform platform() const { return Platform::get(GetParam()); }
-};
-INSTANTIATE_TEST_SUITE_P(Backends, RefContraction, ::testing::ValuesIn(testing::all_backends()),
-                         [](const auto& info) { return info.param; });
+class RefContraction : public testing::OnEveryBackend {};
+KILN_ON_EVERY_BACKEND(RefContraction);
 
 // Plain, batched (leading, middle, two permuted batch axes), several and
 // permuted contracting axes, vector dot, outer products, an empty contracting

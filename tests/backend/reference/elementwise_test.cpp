@@ -387,7 +387,7 @@ INSTANTIATE_TEST_SUITE_P(RefElementwise, RefElementwiseDtypeRule, ::testing::Val
 // convert between f32 and the small formats against the dtype fixture
 // (numpy f16, torch bf16, an exact Fraction reference for f8; see
 // tests/fixtures/make_dtype_fixtures.py). NaN inputs must give some NaN.
-class RefElementwiseSmallFloats : public ::testing::TestWithParam<std::string> {};
+class RefElementwiseSmallFloats : public testing::OnEveryBackend {};
 
 TEST_P(RefElementwiseSmallFloats, ConvertMatchesDtypeFixture) {
   const Platform platform = Platform::get(GetParam());
@@ -424,8 +424,7 @@ TEST_P(RefElementwiseSmallFloats, ConvertMatchesDtypeFixture) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, RefElementwiseSmallFloats, ::testing::ValuesIn(testing::all_backends()),
-                         [](const auto& info) { return info.param; });
+KILN_ON_EVERY_BACKEND(RefElementwiseSmallFloats);
 
 }  // namespace
 }  // namespace kiln

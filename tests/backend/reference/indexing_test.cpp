@@ -53,12 +53,8 @@ std::vector<HostBuffer> run(const Platform& platform, ir::Op op, const std::vect
   return testing::evaluate(platform, g, inputs);
 }
 
-class RefIndexing : public ::testing::TestWithParam<std::string> {
- protected:
-  Platform platform() const { return Platform::get(GetParam()); }
-};
-INSTANTIATE_TEST_SUITE_P(Backends, RefIndexing, ::testing::ValuesIn(testing::all_backends()),
-                         [](const auto& info) { return info.param; });
+class RefIndexing : public testing::OnEveryBackend {};
+KILN_ON_EVERY_BACKEND(RefIndexing);
 
 TEST_P(RefIndexing, GatherAllFixtureCases) {
   testing::TrackedFixture fixture(kFixture);

@@ -76,7 +76,7 @@ void for_each_case(const std::string& backend, const std::string& op, size_t at_
 }
 
 // Each movement test runs on every backend.
-class RefMovement : public ::testing::TestWithParam<std::string> {};
+class RefMovement : public testing::OnEveryBackend {};
 
 TEST_P(RefMovement, BroadcastInDim) {
   for_each_case(GetParam(), "broadcast_in_dim", 8,
@@ -181,8 +181,7 @@ TEST_P(RefMovement, DynamicSliceStartsAreReadPerEvaluation) {
   EXPECT_FALSE(same_bytes(clamped[0], in_range[0]));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, RefMovement, ::testing::ValuesIn(testing::all_backends()),
-                         [](const auto& info) { return info.param; });
+KILN_ON_EVERY_BACKEND(RefMovement);
 
 std::string error_of(const std::function<void()>& f) {
   try {

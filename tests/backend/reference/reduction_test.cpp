@@ -73,12 +73,8 @@ HostBuffer buffer(const Shape& shape, std::vector<T> values) {
   return b;
 }
 
-class RefReduction : public ::testing::TestWithParam<std::string> {
- protected:
-  Platform platform() const { return Platform::get(GetParam()); }
-};
-INSTANTIATE_TEST_SUITE_P(Backends, RefReduction, ::testing::ValuesIn(testing::all_backends()),
-                         [](const auto& info) { return info.param; });
+class RefReduction : public testing::OnEveryBackend {};
+KILN_ON_EVERY_BACKEND(RefReduction);
 
 TEST(RefReductionFixture, EveryTensorBelongsToATestedOp) {
   for (const std::string& name : testing::fixture(kFixture).names())

@@ -74,12 +74,8 @@ TEST(RefRng, PhiloxKnownAnswers) {
 }
 
 // Raw words of elements 0..n-1, and the op's f64 uniforms built from them.
-class RefRngOn : public ::testing::TestWithParam<std::string> {
- protected:
-  Platform platform() const { return Platform::get(GetParam()); }
-};
-INSTANTIATE_TEST_SUITE_P(Backends, RefRngOn, ::testing::ValuesIn(testing::all_backends()),
-                         [](const auto& info) { return info.param; });
+class RefRngOn : public testing::OnEveryBackend {};
+KILN_ON_EVERY_BACKEND(RefRngOn);
 
 TEST_P(RefRngOn, ElementWordsMatchFixture) {
   testing::TrackedFixture fixture(kFixture);

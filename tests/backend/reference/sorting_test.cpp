@@ -51,12 +51,8 @@ void expect_exact(const HostBuffer& got, const HostBuffer& expected, const std::
 
 Shape shape_of(const HostBuffer& buffer) { return Shape(buffer.shape().dims(), buffer.dtype()); }
 
-class RefSortingOn : public ::testing::TestWithParam<std::string> {
- protected:
-  Platform platform() const { return Platform::get(GetParam()); }
-};
-INSTANTIATE_TEST_SUITE_P(Backends, RefSortingOn, ::testing::ValuesIn(testing::all_backends()),
-                         [](const auto& info) { return info.param; });
+class RefSortingOn : public testing::OnEveryBackend {};
+KILN_ON_EVERY_BACKEND(RefSortingOn);
 
 TEST_P(RefSortingOn, SortMatchesTorchFixture) {
   testing::TrackedFixture fixture(kFixture);

@@ -34,30 +34,22 @@ static inline f32 bf16_round(f32 x) { return bf16_load(bf16_store(x)); }
 static inline f32 f16_round(f32 x) { return (f32)(f16s)x; }
 
 // IEEE 754 maximum/minimum: NaN wins, +0 > -0.
-static inline f32 k_max(f32 a, f32 b) {
-  f32 r = a > b ? a : b;
+template <class F> static inline F k_fmax(F a, F b) {
+  F r = a > b ? a : b;
   r = a == b ? (__builtin_signbit(a) ? b : a) : r;
   r = b != b ? b : r;
   return a != a ? a : r;
 }
-static inline f32 k_min(f32 a, f32 b) {
-  f32 r = a < b ? a : b;
+template <class F> static inline F k_fmin(F a, F b) {
+  F r = a < b ? a : b;
   r = a == b ? (__builtin_signbit(a) ? a : b) : r;
   r = b != b ? b : r;
   return a != a ? a : r;
 }
-static inline f64 k_max(f64 a, f64 b) {
-  f64 r = a > b ? a : b;
-  r = a == b ? (__builtin_signbit(a) ? b : a) : r;
-  r = b != b ? b : r;
-  return a != a ? a : r;
-}
-static inline f64 k_min(f64 a, f64 b) {
-  f64 r = a < b ? a : b;
-  r = a == b ? (__builtin_signbit(a) ? a : b) : r;
-  r = b != b ? b : r;
-  return a != a ? a : r;
-}
+static inline f32 k_max(f32 a, f32 b) { return k_fmax(a, b); }
+static inline f32 k_min(f32 a, f32 b) { return k_fmin(a, b); }
+static inline f64 k_max(f64 a, f64 b) { return k_fmax(a, b); }
+static inline f64 k_min(f64 a, f64 b) { return k_fmin(a, b); }
 template <class T> static inline T k_max(T a, T b) { return a < b ? b : a; }
 template <class T> static inline T k_min(T a, T b) { return a < b ? a : b; }
 static inline bool k_max(bool a, bool b) { return a || b; }
