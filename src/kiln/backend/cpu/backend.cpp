@@ -12,6 +12,7 @@
 
 #include "kiln/backend/cpu/fusion.h"
 #include "kiln/backend/cpu/layout.h"
+#include "kiln/backend/cpu/memory_pool.h"
 #include "kiln/backend/cpu/prelude.h"
 #include "kiln/backend/cpu/program.h"
 #include "kiln/backend/cpu/render.h"
@@ -443,7 +444,10 @@ class CpuBackend final : public backend::Backend {
     return Compilation(g, weight_count, with_progress).build();
   }
 
-  HostBuffer allocate(const Shape& shape) const override { return HostBuffer::uninitialized(shape); }
+  HostBuffer allocate(const Shape& shape) const override {
+    auto memory = pooled_memory(shape.byte_size());
+    return HostBuffer::view(shape, memory.get(), memory);
+  }
 };
 
 }  // namespace

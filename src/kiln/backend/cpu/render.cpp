@@ -19,6 +19,7 @@ using ir::Op;
 // region costs more than it saves.
 constexpr int64_t kParallelThreshold = 1 << 15;
 constexpr int kLanes = 16;  // accumulators per reduction, so the reduction loop vectorizes
+constexpr int64_t kScratchElements = 4096;  // rows up to this size keep their reduced values for the store
 
 // An index or value expression and the loop depth of the innermost loop
 // variable it uses (0: none, loop-invariant).
@@ -601,6 +602,7 @@ class Renderer {
   std::vector<Scope> scopes_;
   std::vector<ir::Value> inputs_;
   std::map<int32_t, Expr> phase_values_;
+  std::map<int32_t, std::string> scratch_;  // node -> the per-row array its phase kept it in
   DType out_dtype_ = DType::f32;
   int next_var_ = 0;
 };
@@ -705,10 +707,35 @@ void Renderer::render_phase(int32_t reduce, const Index& kept, const ir::Axes& k
   for (size_t k = 0; k < kept_axes.size(); ++k) full[static_cast<size_t>(kept_axes[k])] = kept[k];
   bool empty = false;
   for (int64_t a : axes) empty |= domain[static_cast<size_t>(a)] == 0;
+  // The reduced value of each element is kept in a per-row scratch array
+  // when the row is small: the store loop reads it back instead of
+  // computing it again (softmax's exp is computed once per element).
+  int64_t row_size = 1;
+  std::vector<int64_t> strides(axes.size(), 1);
+  for (size_t k = axes.size(); k-- > 0;) {
+    strides[k] = row_size;
+    row_size *= domain[static_cast<size_t>(axes[k])];
+  }
+  const ir::Value operand = r.operands[0];
+  const bool keep = !axes.empty() && row_size <= kScratchElements && computed_here(operand.node) &&
+                    !scratch_.contains(operand.node);
+  const std::string scratch = fmt::format("s{}", reduce);
+  if (keep) {
+    line(row_depth, fmt::format("{} {}[{}];", compute_type(shape(operand).dtype()), scratch, row_size));
+    scratch_[operand.node] = scratch;
+  }
   auto accumulate = [&](const std::string& lane) {
-    const Expr v = value(r.operands[0], full);
+    const Expr v = value(operand, full);
     const std::string slot = fmt::format("{}[{}]", acc, lane);
     line(depth(), fmt::format("{} = {};", slot, c.combine(slot, v.text, d)));
+    if (keep) {
+      std::string linear;
+      for (size_t k = 0; k < axes.size(); ++k) {
+        const std::string& at = full[static_cast<size_t>(axes[k])].text;
+        linear += (linear.empty() ? "" : " + ") + (strides[k] == 1 ? at : fmt::format("{} * {}", at, strides[k]));
+      }
+      line(depth(), fmt::format("{}[{}] = {};", scratch, linear, v.text));
+    }
   };
   // Loops over the reduced axes; the last one in blocks of kLanes
   // independent accumulators (so it vectorizes), then the remainder.
@@ -740,8 +767,10 @@ void Renderer::render_phase(int32_t reduce, const Index& kept, const ir::Axes& k
     accumulate("0");  // a reduction over no axes combines one element with the identity
   else if (!empty)
     loops(0, loops);
-  line(row_depth, fmt::format("for (int l = 1; l < {}; ++l) {}[0] = {};", kLanes, acc,
-                              c.combine(fmt::format("{}[0]", acc), fmt::format("{}[l]", acc), d)));
+  // The lanes combine as a tree (8 + 8, 4 + 4, ...), which vectorizes.
+  for (int width = kLanes / 2; width >= 1; width /= 2)
+    line(row_depth, fmt::format("_Pragma(\"omp simd\") for (int l = 0; l < {}; ++l) {}[l] = {};", width, acc,
+                                c.combine(fmt::format("{}[l]", acc), fmt::format("{}[l + {}]", acc, width), d)));
   // An f64 accumulator is rounded once to the result dtype (to odd at f32
   // first for bf16/f16, so that the second rounding is the only one).
   std::string result = fmt::format("{}[0]", acc);
@@ -787,6 +816,12 @@ std::string Renderer::render_rows() {
            Index full(domain.size());
            for (size_t k = 0; k < kept_axes.size(); ++k) full[static_cast<size_t>(kept_axes[k])] = kept[k];
            for (size_t k = 0; k < axes.size(); ++k) full[static_cast<size_t>(axes[k])] = reduced[k];
+           // Values the phases kept are read back at this index (the flat c).
+           for (const auto& [id, array] : scratch_) {
+             std::string key = fmt::format("{}.0", id);
+             for (const Expr& e : full) key += "," + e.text;
+             scopes_.back().memo[key] = {fmt::format("{}[c]", array), depth()};
+           }
            store(value(root, full), offset(root_shape, full), depth());
          });
        });
