@@ -30,6 +30,33 @@ bool is_cheap(const ir::Node& node) {
   }
 }
 
+// Ops that cost much more than a load: recomputing them for every element
+// of a broadcast would be slow (cos/sin of a RoPE table per head).
+bool is_expensive(const ir::Node& node) {
+  switch (node.op) {
+    case Op::exp:
+    case Op::expm1:
+    case Op::log:
+    case Op::log1p:
+    case Op::sqrt:
+    case Op::rsqrt:
+    case Op::cbrt:
+    case Op::tanh:
+    case Op::logistic:
+    case Op::sin:
+    case Op::cos:
+    case Op::tan:
+    case Op::erf:
+    case Op::pow:
+    case Op::atan2:
+    case Op::rem:
+    case Op::div:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // A broadcast that only appends trailing axes (every operand axis keeps its
 // size): the operand's index does not depend on the inner loop, so the
 // renderer hoists it out and computes it once per row.
@@ -197,7 +224,7 @@ struct Builder {
       }
       return;
     }
-    if (join && (is_cheap(n) || !feeds_expanding_broadcast(id))) {
+    if (join && (!is_expensive(n) || !feeds_expanding_broadcast(id))) {
       fusion.group_of[i] = candidate;
     } else if (!must_root && is_cheap(n)) {
       fusion.group_of[i] = kInlineAnywhere;
