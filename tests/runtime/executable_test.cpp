@@ -115,6 +115,18 @@ TEST(Executable, DonationReusesMemoryAndConsumesTheBuffer) {
   EXPECT_ERROR(exe(cache, updated, Buffer::from(platform, pos)), "argument 0 was donated");
 }
 
+TEST(Executable, DefaultConstructedIsEmptyAndAssignable) {
+  const Platform platform = Platform::cpu();
+  struct Holder {
+    Executable<Buffer> exe;  // no std::optional needed
+  } holder;
+  EXPECT_ERROR(holder.exe(Buffer::from(platform, values(Shape({{"n", 1}}), {1}))),
+               "[call] this executable is empty (default-constructed)");
+  holder.exe = compile_fn(
+      platform, [](Tensor x) { return x * 2.0; }, Shape({{"n", 1}}));
+  EXPECT_EQ(floats(holder.exe(Buffer::from(platform, values(Shape({{"n", 1}}), {3})))), std::vector<float>{6});
+}
+
 template <typename T>
 struct SumAndProduct {
   T sum, product;

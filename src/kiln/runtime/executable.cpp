@@ -10,6 +10,7 @@ bool same_layout(const Shape& a, const Shape& b) {
 }  // namespace
 
 ExecutableCore ExecutableCore::bind(const std::vector<std::string>& names, const std::vector<Buffer>& weights) const {
+  if (!program) fail("[prepare] this executable is empty (default-constructed); assign it from kiln::compile first");
   if (weight_count == 0) fail("[prepare] this executable has no weights to bind");
   if (!bound.empty()) fail("[prepare] the weights are already bound");
   if (weights.size() != weight_count)
@@ -37,6 +38,7 @@ ExecutableCore ExecutableCore::bind(const std::vector<std::string>& names, const
 }
 
 std::vector<Buffer> ExecutableCore::call(std::span<const Argument> arguments) const {
+  if (!program) fail("[call] this executable is empty (default-constructed); assign it from kiln::compile first");
   if (weight_count > 0 && bound.empty())
     fail("[call] bind the model's {} weights with prepare(weights) before calling", weight_count);
   const size_t expected = parameters.size() - weight_count;

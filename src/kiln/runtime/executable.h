@@ -98,6 +98,9 @@ requires boost::describe::has_describe_members<S<Buffer>>::value struct ResultTr
 template <typename Result>
 class Executable {
  public:
+  // Empty, to be assigned from compile() later (a member of a class, say);
+  // calling or preparing it is an error.
+  Executable() = default;
   explicit Executable(detail::ExecutableCore core) : core_(std::move(core)) {}
 
   // Binds the weights (checked against the compiled shapes) and returns an
