@@ -1,5 +1,8 @@
 #include "kiln/backend/cpu/program.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 
 #include "kiln/backend/reference/index_util.h"
@@ -66,6 +69,9 @@ CpuProgram::CpuProgram(backend::Signature signature, std::vector<Slot> slots, st
       libraries_(std::move(libraries)),
       arena_(HostBuffer::uninitialized(Shape({static_cast<int64_t>(arena_bytes)}, DType::u8))),
       pointers_(slots_.size(), nullptr) {
+  const char* profile = std::getenv("KILN_PROFILE");
+  profile_ = profile != nullptr && std::string_view(profile) != "0";
+  step_seconds_.assign(steps_.size(), 0.0);
   size_t most = 0;
   for (const Step& s : steps_) most = std::max(most, s.reads.size() + s.writes.size());
   arguments_.resize(most);
@@ -75,6 +81,22 @@ CpuProgram::CpuProgram(backend::Signature signature, std::vector<Slot> slots, st
       pointers_[i] = const_cast<std::byte*>(constants_[slots_[i].index].data());
     if (slots_[i].kind == Slot::Kind::view && pointers_[static_cast<size_t>(slots_[i].base)] != nullptr)
       pointers_[i] = pointers_[static_cast<size_t>(slots_[i].base)] + slots_[i].index;
+  }
+}
+
+CpuProgram::~CpuProgram() {
+  if (!profile_ || calls_ == 0) return;
+  std::vector<size_t> order(steps_.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return step_seconds_[a] > step_seconds_[b]; });
+  double total = 0;
+  for (double t : step_seconds_) total += t;
+  fmt::print(stderr, "kiln profile: {} calls, {:.3f} ms per call; the steps taking most of it:\n", calls_,
+             1e3 * total / static_cast<double>(calls_));
+  for (size_t k = 0; k < std::min<size_t>(order.size(), 15); ++k) {
+    const size_t i = order[k];
+    fmt::print(stderr, "  {:5.1f}% {:8.3f} ms  step {:3} {}\n", 100 * step_seconds_[i] / total,
+               1e3 * step_seconds_[i] / static_cast<double>(calls_), i, steps_[i].what);
   }
 }
 
@@ -183,14 +205,18 @@ void CpuProgram::run(const backend::PreparedWeights* weights, std::span<const Ho
     else if (s.kind == Slot::Kind::view)  // bases come first, so they are set already
       pointers_[i] = pointers_[static_cast<size_t>(s.base)] + s.index;
   }
-  for (const Step& step : steps_) {
-    if (step.packed_weight >= 0) {
+  using Clock = std::chrono::steady_clock;
+  ++calls_;
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    const Step& step = steps_[i];
+    const auto start = profile_ ? Clock::now() : Clock::time_point{};
+    if (step.packed_weight >= 0)
       step.matmul->run(pointers_[static_cast<size_t>(step.reads[0])],
                        prepared->packed[static_cast<size_t>(step.packed_weight)].data(),
                        pointers_[static_cast<size_t>(step.writes[0])]);
-      continue;
-    }
-    launch(step, callbacks);
+    else
+      launch(step, callbacks);
+    if (profile_) step_seconds_[i] += std::chrono::duration<double>(Clock::now() - start).count();
   }
 }
 

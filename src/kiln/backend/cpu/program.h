@@ -42,6 +42,7 @@ struct Step {
 
 class CpuProgram final : public backend::Program {
  public:
+  ~CpuProgram() override;
   CpuProgram(backend::Signature signature, std::vector<Slot> slots, std::vector<Step> steps,
              std::vector<HostBuffer> constants, size_t arena_bytes,
              std::vector<std::shared_ptr<const Library>> libraries);
@@ -68,6 +69,10 @@ class CpuProgram final : public backend::Program {
   mutable HostBuffer arena_;
   mutable std::vector<std::byte*> pointers_;  // per slot
   mutable std::vector<char*> arguments_;      // kernel argument scratch
+  // KILN_PROFILE=1: time per step over all calls, printed when the program goes.
+  bool profile_ = false;
+  mutable std::vector<double> step_seconds_;
+  mutable int64_t calls_ = 0;
 };
 
 }  // namespace kiln::cpu
