@@ -8,15 +8,6 @@
 namespace kiln::cpu {
 namespace {
 
-ir::Axes free_axes(int rank, const ir::Axes& batch, const ir::Axes& contracting) {
-  ir::Axes free;
-  for (int i = 0; i < rank; ++i)
-    if (std::find(batch.begin(), batch.end(), i) == batch.end() &&
-        std::find(contracting.begin(), contracting.end(), i) == contracting.end())
-      free.push_back(i);
-  return free;
-}
-
 ir::Value transposed(ir::Graph& g, ir::Value v, const ir::Axes& order) {
   bool identity = true;
   for (size_t i = 0; i < order.size(); ++i) identity &= order[i] == static_cast<int64_t>(i);

@@ -48,16 +48,16 @@ int64_t product(const Shape& s, const ir::Axes& axes) {
   return p;
 }
 
-ir::Axes free_axes(const Shape& s, const ir::Axes& batch, const ir::Axes& contracting) {
+}  // namespace
+
+ir::Axes free_axes(int rank, const ir::Axes& batch, const ir::Axes& contracting) {
   ir::Axes free;
-  for (int i = 0; i < s.rank(); ++i)
+  for (int i = 0; i < rank; ++i)
     if (std::find(batch.begin(), batch.end(), i) == batch.end() &&
         std::find(contracting.begin(), contracting.end(), i) == contracting.end())
       free.push_back(i);
   return free;
 }
-
-}  // namespace
 
 std::optional<MatmulShape> matmul_shape(const ir::Graph& graph, const ir::Node& dot) {
   const auto& a = dot.attrs_as<ir::DotAttrs>();
@@ -66,8 +66,8 @@ std::optional<MatmulShape> matmul_shape(const ir::Graph& graph, const ir::Node& 
   const DType t = lhs.dtype();
   if (t != DType::f32 && t != DType::bf16) return std::nullopt;
   if (a.result != DType::f32 && a.result != t) return std::nullopt;
-  const ir::Axes lhs_free = free_axes(lhs, a.lhs_batch, a.lhs_contracting);
-  const ir::Axes rhs_free = free_axes(rhs, a.rhs_batch, a.rhs_contracting);
+  const ir::Axes lhs_free = free_axes(lhs.rank(), a.lhs_batch, a.lhs_contracting);
+  const ir::Axes rhs_free = free_axes(rhs.rank(), a.rhs_batch, a.rhs_contracting);
   MatmulShape m;
   m.operand = t;
   m.result = a.result;

@@ -20,6 +20,9 @@ struct MatmulShape {
   DType operand = DType::f32, result = DType::f32;
 };
 
+// The axes of an operand of `rank` that are neither batch nor contracting, in order.
+ir::Axes free_axes(int rank, const ir::Axes& batch, const ir::Axes& contracting);
+
 // The matmul computing `dot`, or nullopt when the dot is not in canonical
 // form or its dtypes are not ones oneDNN computes here (f32, bf16 -> f32/bf16).
 std::optional<MatmulShape> matmul_shape(const ir::Graph& graph, const ir::Node& dot);

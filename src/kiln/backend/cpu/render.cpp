@@ -18,7 +18,7 @@ using ir::Op;
 // Work below this many elements runs on one thread: starting a parallel
 // region costs more than it saves.
 constexpr int64_t kParallelThreshold = 1 << 15;
-constexpr int kLanes = 16;  // accumulators per reduction, so the reduction loop vectorizes
+constexpr int kLanes = 16;                  // accumulators per reduction, so the reduction loop vectorizes
 constexpr int64_t kScratchElements = 4096;  // rows up to this size keep their reduced values for the store
 
 // An index or value expression and the loop depth of the innermost loop
@@ -717,8 +717,8 @@ void Renderer::render_phase(int32_t reduce, const Index& kept, const ir::Axes& k
     row_size *= domain[static_cast<size_t>(axes[k])];
   }
   const ir::Value operand = r.operands[0];
-  const bool keep = !axes.empty() && row_size <= kScratchElements && computed_here(operand.node) &&
-                    !scratch_.contains(operand.node);
+  const bool keep =
+      !axes.empty() && row_size <= kScratchElements && computed_here(operand.node) && !scratch_.contains(operand.node);
   const std::string scratch = fmt::format("s{}", reduce);
   if (keep) {
     line(row_depth, fmt::format("{} {}[{}];", compute_type(shape(operand).dtype()), scratch, row_size));
