@@ -1,6 +1,7 @@
 #include "kiln/backend/cpu/program.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -17,43 +18,37 @@ struct CpuWeights final : backend::PreparedWeights {
   std::vector<HostBuffer> packed;   // per packed matmul weight
 };
 
-int64_t element_offset(const Shape& s, std::span<const int64_t> index) {
-  const auto strides = s.strides();
-  int64_t o = 0;
-  for (size_t i = 0; i < index.size(); ++i) o += index[i] * strides[i];
-  return o;
-}
-
 // A dynamic_update_slice in place: when the result shares the operand's
-// memory (a donated cache), only the update's rows are written.
-void update_slice(const HostBuffer& operand, const HostBuffer& update, std::span<const HostBuffer> starts,
-                  HostBuffer& out) {
+// memory (a donated cache), only the update's rows are written. The start
+// indices are scalars of `start_dtypes` at `start_data`; nothing is
+// allocated (a KV-cache update runs once per layer per token).
+void update_slice(const HostBuffer& operand, const HostBuffer& update, const DType* start_dtypes,
+                  std::byte* const* start_data, HostBuffer& out) {
   const Shape& s = operand.shape();
   const size_t element = size_of(s.dtype());
   if (out.data() != operand.data() && s.byte_size() > 0) std::memcpy(out.mutable_data(), operand.data(), s.byte_size());
   const Shape& u = update.shape();
   if (u.count() == 0) return;
-  std::vector<int64_t> start(static_cast<size_t>(s.rank()));
+  std::array<int64_t, kMaxRank> index{};
   for (int i = 0; i < s.rank(); ++i) {
-    const int64_t given =
-        reference::load_index(starts[static_cast<size_t>(i)].dtype(), starts[static_cast<size_t>(i)].data());
-    start[static_cast<size_t>(i)] = std::clamp<int64_t>(given, 0, s.dim(i) - u.dim(i));
+    const int64_t given = reference::load_index(start_dtypes[i], start_data[i]);
+    index[static_cast<size_t>(i)] = std::clamp<int64_t>(given, 0, s.dim(i) - u.dim(i));
   }
-  // Copy the update row by row (its last axis is contiguous in both).
+  const std::span<const int64_t> at(index.data(), static_cast<size_t>(s.rank()));
+  // Copy the update row by row (its last axis is contiguous in both): the
+  // row's position is the start plus the row's index in the update.
   const int64_t row = u.rank() == 0 ? 1 : u.dim(-1);
   const int64_t rows = u.count() / row;
-  std::vector<int64_t> index(static_cast<size_t>(u.rank()), 0);
+  const std::array<int64_t, kMaxRank> start = index;
   std::byte* base = out.mutable_data();
   for (int64_t r = 0; r < rows; ++r) {
     int64_t rest = r;
     for (int i = u.rank() - 2; i >= 0; --i) {
-      index[static_cast<size_t>(i)] = rest % u.dim(i);
+      index[static_cast<size_t>(i)] = start[static_cast<size_t>(i)] + rest % u.dim(i);
       rest /= u.dim(i);
     }
-    std::vector<int64_t> at(index);
-    for (size_t i = 0; i < at.size(); ++i) at[i] += start[i];
-    std::memcpy(base + element_offset(s, at) * static_cast<int64_t>(element),
-                update.data() + r * row * static_cast<int64_t>(element), static_cast<size_t>(row) * element);
+    std::memcpy(base + out.offset_of(at), update.data() + r * row * static_cast<int64_t>(element),
+                static_cast<size_t>(row) * element);
   }
 }
 
@@ -156,10 +151,15 @@ void CpuProgram::launch(const Step& step, const ir::CallbackStates& callbacks) c
       step.matmul->run(ptr(step.reads[0]), ptr(step.reads[1]), ptr(step.writes[0]));
       return;
     case Step::Kind::update_slice: {
-      std::vector<HostBuffer> starts;
-      for (size_t i = 2; i < step.reads.size(); ++i) starts.push_back(view(step.reads[i]));
+      const size_t rank = step.reads.size() - 2;
+      std::array<DType, kMaxRank> start_dtypes{};
+      std::array<std::byte*, kMaxRank> start_data{};
+      for (size_t i = 0; i < rank; ++i) {
+        start_dtypes[i] = slots_[static_cast<size_t>(step.reads[2 + i])].shape.dtype();
+        start_data[i] = ptr(step.reads[2 + i]);
+      }
       HostBuffer out = view(step.writes[0]);
-      update_slice(view(step.reads[0]), view(step.reads[1]), starts, out);
+      update_slice(view(step.reads[0]), view(step.reads[1]), start_dtypes.data(), start_data.data(), out);
       return;
     }
     case Step::Kind::copy: {
