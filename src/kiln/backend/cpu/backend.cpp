@@ -125,7 +125,9 @@ class Compilation {
     return slot;
   }
   // The step position of a user: the root of its group, or itself.
+  // A dot whose epilogue absorbed a group runs where that group's root would.
   int32_t position(int32_t user) const {
+    if (const auto e = epilogues_.find(user); e != epilogues_.end()) return e->second.root;
     const int32_t g = fusion_.group_of[static_cast<size_t>(user)];
     return g >= 0 ? fusion_.groups[static_cast<size_t>(g)].root : user;
   }
@@ -133,8 +135,16 @@ class Compilation {
   std::optional<std::pair<ir::Value, size_t>> view_of(int32_t id) const;
   bool is_view_node(int32_t id) const { return view_of(id).has_value(); }
   bool updates_in_place(int32_t id) const;
+  void find_users();
+  void plan_epilogues();
+  struct PlannedMatmul {
+    MatmulShape shape;
+    bool packed_weight;
+  };
+  std::optional<PlannedMatmul> planned_matmul(int32_t dot) const;
   void plan_in_place_chains();
   void add_node_step(int32_t id);
+  void add_matmul_step(int32_t dot, std::shared_ptr<const Matmul> matmul, bool packed_weight);
   std::vector<int> output_aliases(const backend::Signature& signature) const;
 
   const ir::Graph& graph_;
@@ -153,6 +163,16 @@ class Compilation {
   std::vector<int> group_size_;              // nodes per fusion group
   std::vector<int32_t> chain_root_;          // per node: the first value of its in-place update chain
   std::vector<int> chain_output_;            // per chain root: the output its chain ends in, or -1
+  // A dot and the elementwise group after it computed as one oneDNN matmul with post-ops.
+  struct Epilogue {
+    int32_t root;  // the group's root: the value the matmul stores
+    std::vector<PostOp> post_ops;
+    std::vector<ir::Value> extra;  // per binary post-op, the value it reads
+    std::shared_ptr<const Matmul> matmul;
+    bool packed_weight = false;
+  };
+  std::map<int32_t, Epilogue> epilogues_;  // by dot
+  std::map<int32_t, int32_t> absorbed_;    // group root -> its dot
 };
 
 // The last step position that reads `node`'s value, through views and nodes
@@ -230,7 +250,7 @@ bool Compilation::updates_in_place(int32_t id) const {
   return last_read(a.node) == id;
 }
 
-void Compilation::plan_in_place_chains() {
+void Compilation::find_users() {
   const size_t n = graph_.nodes().size();
   users_.assign(n, {});
   for (size_t id = 0; id < n; ++id)
@@ -241,6 +261,135 @@ void Compilation::plan_in_place_chains() {
   group_size_.assign(fusion_.groups.size(), 0);
   for (int32_t g : fusion_.group_of)
     if (g >= 0) ++group_size_[static_cast<size_t>(g)];
+}
+
+// The matmul for `dot` with its compute dtype chosen, or nullopt when oneDNN
+// does not compute it. A weight rhs (not batched) is packed at prepare.
+std::optional<Compilation::PlannedMatmul> Compilation::planned_matmul(int32_t dot) const {
+  const ir::Node& n = graph_.node(dot);
+  auto shape = matmul_shape(graph_, n);
+  if (!shape) return std::nullopt;
+  const ir::Value rhs = n.operands[1];
+  const bool is_weight = graph_.node(rhs.node).op == ir::Op::parameter &&
+                         slots_[static_cast<size_t>(slot_of(rhs))].index < weight_count_ && shape->batch == 1;
+  if (is_weight) shape->compute = compute_dtype(*shape);
+  return PlannedMatmul{*shape, is_weight};
+}
+
+// Epilogue fusion: a matmul whose only user is an elementwise group made of
+// operations oneDNN applies as post-ops (bias and residual adds, products
+// with another value such as SwiGLU's up projection, swish, logistic, tanh,
+// converts between f32 and bf16) stores that group's value directly. The
+// post-ops work in f32 and round once, where the group would round each
+// bf16 intermediate.
+void Compilation::plan_epilogues() {
+  using ir::Op;
+  bool f32_only = false;  // the chain's values must all be f32
+  auto is_float_value = [&](int32_t id) {
+    const DType d = graph_.node(id).results[0].dtype();
+    return d == DType::f32 || (d == DType::bf16 && !f32_only);
+  };
+  auto available = [&](ir::Value v, int32_t group) {  // in memory before the group runs
+    const int32_t g = fusion_.group_of[static_cast<size_t>(v.node)];
+    return v.output == 0 && fusion_.materialized[static_cast<size_t>(v.node)] && g != group && g != kInlineAnywhere &&
+           is_float_value(v.node);
+  };
+  for (int32_t dot = 0; dot < static_cast<int32_t>(graph_.nodes().size()); ++dot) {
+    if (graph_.node(dot).op != Op::dot_general || first_output_.contains({dot, 0})) continue;
+    const auto& dot_users = users_[static_cast<size_t>(dot)];
+    if (dot_users.empty()) continue;
+    const int32_t group = fusion_.group_of[static_cast<size_t>(dot_users[0])];
+    if (group < 0 || !fusion_.groups[static_cast<size_t>(group)].phases.empty()) continue;
+    auto planned = planned_matmul(dot);
+    if (!planned) continue;
+    MatmulShape* shape = &planned->shape;
+    if (shape->batch * shape->m * shape->n * shape->k == 0) continue;
+    const int32_t root = fusion_.groups[static_cast<size_t>(group)].root;
+    const std::span<const int64_t> dims = graph_.node(dot).results[0].dims();
+    // Skipping a bf16 rounding is within a bf16 result's tolerance, not an f32 one's.
+    f32_only = graph_.node(root).results[0].dtype() == DType::f32;
+    if (f32_only && graph_.node(dot).results[0].dtype() != DType::f32) continue;
+    Epilogue e{root, {}, {}};
+    int32_t x = dot, covered = 0;  // the running value; group nodes the chain accounts for
+    bool ok = true;
+    while (ok && x != root) {
+      const auto& us = users_[static_cast<size_t>(x)];
+      auto in_group = [&](int32_t id) { return fusion_.group_of[static_cast<size_t>(id)] == group; };
+      auto single = [&](int32_t id) {
+        return users_[static_cast<size_t>(id)].size() == 1 && !first_output_.contains({id, 0});
+      };
+      ok = false;
+      if (us.size() == 2) {  // swish: x * logistic(x)
+        for (int k = 0; k < 2 && !ok; ++k) {
+          const int32_t l = us[static_cast<size_t>(k)], m = us[static_cast<size_t>(1 - k)];
+          const ir::Node& ln = graph_.node(l);
+          const ir::Node& mn = graph_.node(m);
+          if (ln.op == Op::logistic && mn.op == Op::mul && in_group(l) && in_group(m) && single(l) &&
+              users_[static_cast<size_t>(l)][0] == m && is_float_value(l) && is_float_value(m) &&
+              ((mn.operands[0] == ir::Value{x, 0} && mn.operands[1] == ir::Value{l, 0}) ||
+               (mn.operands[1] == ir::Value{x, 0} && mn.operands[0] == ir::Value{l, 0}))) {
+            e.post_ops.push_back({PostOp::Kind::swish});
+            covered += 2;
+            x = m;
+            ok = true;
+          }
+        }
+        continue;
+      }
+      if (us.size() != 1 || !in_group(us[0]) || !is_float_value(us[0])) continue;
+      const int32_t u = us[0];
+      const ir::Node& un = graph_.node(u);
+      if (un.op == Op::convert || un.op == Op::logistic || un.op == Op::tanh) {
+        if (un.op == Op::logistic) e.post_ops.push_back({PostOp::Kind::logistic});
+        if (un.op == Op::tanh) e.post_ops.push_back({PostOp::Kind::tanh});
+        ++covered;
+        x = u;
+        ok = true;
+        continue;
+      }
+      if (un.op != Op::add && un.op != Op::sub && un.op != Op::mul) continue;
+      const bool x_first = un.operands[0] == ir::Value{x, 0};
+      if (un.operands[0] == un.operands[1] || (!x_first && un.op == Op::sub)) continue;
+      const ir::Value y = un.operands[x_first ? 1 : 0];
+      const PostOp::Kind kind = un.op == Op::add   ? PostOp::Kind::add
+                                : un.op == Op::sub ? PostOp::Kind::sub
+                                                   : PostOp::Kind::mul;
+      if (available(y, group) && std::ranges::equal(graph_.shape(y).dims(), dims)) {
+        e.post_ops.push_back({kind, graph_.shape(y).dtype(), false});
+        e.extra.push_back(y);
+      } else {
+        // A bias: a vector broadcast along the result's last axis, one value per column.
+        const ir::Node& b = graph_.node(y.node);
+        const bool inlined =
+            fusion_.group_of[static_cast<size_t>(y.node)] == kInlineAnywhere || (in_group(y.node) && single(y.node));
+        if (b.op != Op::broadcast_in_dim || !inlined || !available(b.operands[0], group) ||
+            graph_.shape(b.operands[0]).rank() != 1 || graph_.shape(b.operands[0]).dim(0) != shape->n ||
+            b.attrs_as<ir::BroadcastAttrs>().dims != ir::Axes{static_cast<int64_t>(dims.size()) - 1})
+          continue;
+        e.post_ops.push_back({kind, graph_.shape(b.operands[0]).dtype(), true});
+        e.extra.push_back(b.operands[0]);
+        if (in_group(y.node)) ++covered;
+      }
+      ++covered;
+      x = u;
+      ok = true;
+    }
+    if (!ok || e.post_ops.empty() || covered != group_size_[static_cast<size_t>(group)]) continue;
+    shape->result = graph_.node(root).results[0].dtype();
+    shape->epilogue = e.post_ops;
+    try {
+      e.matmul = std::make_shared<const Matmul>(*shape, planned->packed_weight);
+    } catch (const Error&) {
+      continue;  // oneDNN has no such post-op chain here: the group stays a kernel
+    }
+    e.packed_weight = planned->packed_weight;
+    absorbed_[root] = dot;
+    epilogues_[dot] = std::move(e);
+  }
+}
+
+void Compilation::plan_in_place_chains() {
+  const size_t n = graph_.nodes().size();
   chain_root_.resize(n);
   chain_output_.assign(n, -1);
   for (size_t id = 0; id < n; ++id) {
@@ -261,17 +410,10 @@ void Compilation::add_node_step(int32_t id) {
   Step step{};
   step.what = what;
   if (n.op == ir::Op::dot_general) {
-    if (auto shape = matmul_shape(graph_, n)) {
-      const ir::Value rhs = n.operands[1];
-      const ir::Node& rhs_node = graph_.node(rhs.node);
-      const bool is_weight = rhs_node.op == ir::Op::parameter &&
-                             slots_[static_cast<size_t>(slot_of(rhs))].index < weight_count_ && shape->batch == 1;
-      step.kind = Step::Kind::matmul;
-      step.matmul = std::make_shared<const Matmul>(*shape, is_weight);
-      if (is_weight) step.packed_weight = packed_weights_++;
-      step.reads = reads;
-      step.writes = {result_slot({id, 0})};
-      steps_.push_back(std::move(step));
+    if (epilogues_.contains(id)) return;  // runs at its epilogue's root
+    if (auto planned = planned_matmul(id)) {
+      add_matmul_step(id, std::make_shared<const Matmul>(planned->shape, planned->packed_weight),
+                      planned->packed_weight);
       return;
     }
   }
@@ -289,6 +431,25 @@ void Compilation::add_node_step(int32_t id) {
   }
   step.reads = reads;
   for (size_t r = 0; r < n.results.size(); ++r) step.writes.push_back(result_slot({id, static_cast<int32_t>(r)}));
+  steps_.push_back(std::move(step));
+}
+
+// A matmul step for `dot`, storing its value or, with an epilogue, its epilogue root's.
+void Compilation::add_matmul_step(int32_t dot, std::shared_ptr<const Matmul> matmul, bool packed_weight) {
+  const ir::Node& n = graph_.node(dot);
+  Step step{};
+  step.kind = Step::Kind::matmul;
+  step.what = fmt::format("[dot_general] %{}", dot);
+  step.reads = {slot_of(n.operands[0]), slot_of(n.operands[1])};
+  int32_t stored = dot;
+  if (const auto e = epilogues_.find(dot); e != epilogues_.end()) {
+    stored = e->second.root;
+    for (const ir::Value& v : e->second.extra) step.reads.push_back(slot_of(v));
+    step.what += fmt::format(" + {} post-ops (%{})", e->second.post_ops.size(), stored);
+  }
+  step.matmul = std::move(matmul);
+  if (packed_weight) step.packed_weight = packed_weights_++;
+  step.writes = {result_slot({stored, 0})};
   steps_.push_back(std::move(step));
 }
 
@@ -334,12 +495,14 @@ std::shared_ptr<const backend::Program> Compilation::build() {
     const ir::Value v = graph_.outputs()[o];
     first_output_.emplace(std::make_pair(v.node, v.output), o);
   }
-  plan_in_place_chains();
   // Parameters first, in parameter order, so slot i of a parameter is easy to find.
   for (size_t p = 0; p < graph_.parameters().size(); ++p) {
     const int32_t id = graph_.parameters()[p];
     value_slots_[{id, 0}] = new_slot(Slot::Kind::parameter, p, graph_.node(id).results[0]);
   }
+  find_users();
+  plan_epilogues();
+  plan_in_place_chains();
   for (int32_t id = 0; id < static_cast<int32_t>(graph_.nodes().size()); ++id) {
     const ir::Node& n = graph_.node(id);
     const size_t i = static_cast<size_t>(id);
@@ -355,6 +518,11 @@ std::shared_ptr<const backend::Program> Compilation::build() {
     const int32_t g = fusion_.group_of[i];
     if (g >= 0) {
       if (fusion_.groups[static_cast<size_t>(g)].root != id) continue;  // inlined into its group
+      if (const auto dot = absorbed_.find(id); dot != absorbed_.end()) {
+        const Epilogue& e = epilogues_.at(dot->second);
+        add_matmul_step(dot->second, e.matmul, e.packed_weight);
+        continue;
+      }
       if (const auto view = view_of(id)) {
         const int32_t slot = new_slot(Slot::Kind::view, view->second, n.results[0]);
         slots_[static_cast<size_t>(slot)].base = slot_of(view->first);

@@ -59,8 +59,12 @@ static inline bool k_min(bool a, bool b) { return a && b; }
 // p the degree-7 Taylor polynomial (error below 1e-8 relative); the scale is
 // applied in two halves so that results in the subnormal range stay right.
 static inline f32 k_expf(f32 x) {
-  f32 xc = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
-  f32 n = __builtin_rintf(xc * 1.44269504088896341f);
+  f32 xc = -104.0f > x ? -104.0f : x;
+  xc = 89.0f < xc ? 89.0f : xc;
+  // n = round(x / ln2) by adding 1.5 * 2^23: the sum's low mantissa bits are n.
+  const f32 shifter = 12582912.0f;
+  const f32 t = __builtin_fmaf(xc, 1.44269504088896341f, shifter);
+  const f32 n = t - shifter;
   f32 r = __builtin_fmaf(n, -0.693145751953125f, xc);
   r = __builtin_fmaf(n, -1.428606765330187045e-06f, r);
   f32 p = 1.0f / 5040;
@@ -71,11 +75,11 @@ static inline f32 k_expf(f32 x) {
   p = __builtin_fmaf(p, r, 0.5f);
   p = __builtin_fmaf(p, r, 1.0f);
   p = __builtin_fmaf(p, r, 1.0f);
-  i32 ni = (i32)n;
-  i32 n1 = ni >> 1, n2 = ni - n1;
-  f32 s1 = __builtin_bit_cast(f32, (u32)(n1 + 127) << 23);
-  f32 s2 = __builtin_bit_cast(f32, (u32)(n2 + 127) << 23);
-  f32 result = p * s1 * s2;
+  const i32 ni = __builtin_bit_cast(i32, t) - __builtin_bit_cast(i32, shifter);
+  const i32 n1 = ni >> 1;
+  const f32 s1 = __builtin_bit_cast(f32, (u32)(n1 + 127) << 23);
+  const f32 s2 = __builtin_bit_cast(f32, (u32)(ni - n1 + 127) << 23);
+  const f32 result = p * s1 * s2;
   return x != x ? x : result;
 }
 static inline f64 k_exp(f64 x) { return __builtin_exp(x); }
@@ -105,6 +109,28 @@ template <class T> static inline T k_rem(T a, T b) {
 }
 static inline f32 k_div(f32 a, f32 b) { return a / b; }
 static inline f64 k_div(f64 a, f64 b) { return a / b; }
+// a / b for a divisor b that is the same over a loop, given y = 1 / b and
+// ok = k_recip_ok(b), both computed once outside it: vdivps costs 16 cycles
+// a vector, a multiply and two FMAs a few. The product a * y corrected once
+// (Markstein: r = a - q b is exact, q + r y rounds to a / b) is correctly
+// rounded whenever 1/b and a/b neither overflow nor underflow, within an ulp
+// when a/b does; NaN and Inf come out as a / b gives them (a corrected value
+// that is NaN means q was Inf, NaN or a product with one). Outside the safe
+// range of b the loop divides: GCC unswitches the loop on `ok`.
+static inline bool k_recip_ok(f32 b) { return __builtin_fabsf(b) >= 0x1p-125f && __builtin_fabsf(b) <= 0x1p125f; }
+static inline bool k_recip_ok(f64 b) { return __builtin_fabs(b) >= 0x1p-1021 && __builtin_fabs(b) <= 0x1p1021; }
+static inline f32 k_div_by(f32 a, f32 b, f32 y, bool ok) {
+  if (!ok) return a / b;
+  const f32 q = a * y;
+  const f32 c = __builtin_fmaf(__builtin_fmaf(-q, b, a), y, q);
+  return c != c ? q : c;
+}
+static inline f64 k_div_by(f64 a, f64 b, f64 y, bool ok) {
+  if (!ok) return a / b;
+  const f64 q = a * y;
+  const f64 c = __builtin_fma(__builtin_fma(-q, b, a), y, q);
+  return c != c ? q : c;
+}
 static inline f32 k_rem(f32 a, f32 b) { return __builtin_fmodf(a, b); }
 static inline f64 k_rem(f64 a, f64 b) { return __builtin_fmod(a, b); }
 

@@ -70,6 +70,7 @@ CpuProgram::CpuProgram(backend::Signature signature, std::vector<Slot> slots, st
   size_t most = 0;
   for (const Step& s : steps_) most = std::max(most, s.reads.size() + s.writes.size());
   arguments_.resize(most);
+  matmul_extra_.resize(most);
   for (size_t i = 0; i < slots_.size(); ++i) {
     if (slots_[i].kind == Slot::Kind::arena) pointers_[i] = arena_.mutable_data() + slots_[i].index;
     if (slots_[i].kind == Slot::Kind::constant)
@@ -137,6 +138,16 @@ HostBuffer CpuProgram::view(int32_t slot) const {
   return HostBuffer::view(s.shape, pointers_[static_cast<size_t>(slot)], nullptr);
 }
 
+void CpuProgram::run_matmul(const Step& step, const backend::PreparedWeights* weights) const {
+  const auto* prepared = static_cast<const CpuWeights*>(weights);
+  // The epilogue's extra inputs: the reads after lhs and rhs.
+  for (size_t i = 2; i < step.reads.size(); ++i) matmul_extra_[i - 2] = pointers_[static_cast<size_t>(step.reads[i])];
+  const void* rhs = step.packed_weight >= 0 ? prepared->packed[static_cast<size_t>(step.packed_weight)].data()
+                                            : pointers_[static_cast<size_t>(step.reads[1])];
+  step.matmul->run(pointers_[static_cast<size_t>(step.reads[0])], rhs, pointers_[static_cast<size_t>(step.writes[0])],
+                   matmul_extra_.data());
+}
+
 void CpuProgram::launch(const Step& step, const ir::CallbackStates& callbacks) const {
   auto ptr = [&](int32_t slot) { return pointers_[static_cast<size_t>(slot)]; };
   switch (step.kind) {
@@ -148,8 +159,7 @@ void CpuProgram::launch(const Step& step, const ir::CallbackStates& callbacks) c
       return;
     }
     case Step::Kind::matmul:
-      step.matmul->run(ptr(step.reads[0]), ptr(step.reads[1]), ptr(step.writes[0]));
-      return;
+      return;  // run_matmul()
     case Step::Kind::update_slice: {
       const size_t rank = step.reads.size() - 2;
       std::array<DType, kMaxRank> start_dtypes{};
@@ -210,10 +220,8 @@ void CpuProgram::run(const backend::PreparedWeights* weights, std::span<const Ho
   for (size_t i = 0; i < steps_.size(); ++i) {
     const Step& step = steps_[i];
     const auto start = profile_ ? Clock::now() : Clock::time_point{};
-    if (step.packed_weight >= 0)
-      step.matmul->run(pointers_[static_cast<size_t>(step.reads[0])],
-                       prepared->packed[static_cast<size_t>(step.packed_weight)].data(),
-                       pointers_[static_cast<size_t>(step.writes[0])]);
+    if (step.kind == Step::Kind::matmul)
+      run_matmul(step, prepared);
     else
       launch(step, callbacks);
     if (profile_) step_seconds_[i] += std::chrono::duration<double>(Clock::now() - start).count();

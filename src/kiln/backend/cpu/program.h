@@ -58,6 +58,7 @@ class CpuProgram final : public backend::Program {
 
  private:
   void launch(const Step& step, const ir::CallbackStates& callbacks) const;
+  void run_matmul(const Step& step, const backend::PreparedWeights* weights) const;
   HostBuffer view(int32_t slot) const;
 
   std::vector<Slot> slots_;
@@ -67,8 +68,9 @@ class CpuProgram final : public backend::Program {
   // Per-call state, guarded by mutex_: one call at a time per program.
   mutable std::mutex mutex_;
   mutable HostBuffer arena_;
-  mutable std::vector<std::byte*> pointers_;  // per slot
-  mutable std::vector<char*> arguments_;      // kernel argument scratch
+  mutable std::vector<std::byte*> pointers_;       // per slot
+  mutable std::vector<char*> arguments_;           // kernel argument scratch
+  mutable std::vector<const void*> matmul_extra_;  // a matmul epilogue's extra inputs
   // KILN_PROFILE=1: time per step over all calls, printed when the program goes.
   bool profile_ = false;
   mutable std::vector<double> step_seconds_;

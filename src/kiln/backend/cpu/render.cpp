@@ -216,6 +216,17 @@ class Renderer {
       at = std::max(at, args.back().depth);
     }
     const DType in = n.operands.empty() ? s.dtype() : shape(n.operands[0]).dtype();
+    if (n.op == Op::div && is_float(in) && args[1].depth < at) {
+      // A divisor hoisted out of the inner loop (softmax's sum): its
+      // reciprocal once, a multiply and a correction per element.
+      const std::string t(compute_type(in));
+      const Expr y = bind(in, fmt::format("({})1 / {}", t, args[1].text), args[1].depth);
+      const std::string ok = fmt::format("ok{}", next_var_++);
+      line(args[1].depth, fmt::format("const bool {} = k_recip_ok({});", ok, args[1].text));
+      return bind(s.dtype(),
+                  round(s.dtype(), fmt::format("k_div_by({}, {}, {}, {})", args[0].text, args[1].text, y.text, ok)),
+                  at);
+    }
     return bind(s.dtype(), round(s.dtype(), elementwise(n, in, s.dtype(), args)), at);
   }
 

@@ -1,0 +1,199 @@
+// The CPU backend's matmul steps beyond a plain product: epilogues (the
+// elementwise group after a dot computed by oneDNN post-ops) and bf16
+// weights computed by the f32 GEMM. Each case checks the program's shape
+// (which steps it made) and its values against the reference interpreter.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <random>
+#include <string>
+
+#include "kiln/backend/cpu/program.h"
+#include "kiln/core/element.h"
+#include "kiln/frontend/trace.h"
+#include "kiln/runtime/platform.h"
+#include "support/compare.h"
+#include "support/expect_error.h"
+
+namespace kiln {
+namespace {
+
+// Sets an environment variable for one scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (old_.empty())
+      unsetenv(name_);
+    else
+      setenv(name_, old_.c_str(), 1);
+  }
+
+ private:
+  const char* name_;
+  std::string old_;
+};
+
+HostBuffer random_buffer(const Shape& s, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> value(-1.0, 1.0);
+  HostBuffer b = HostBuffer::allocate(s);
+  for (int64_t i = 0; i < s.count(); ++i)
+    store_double(s.dtype(), b.mutable_data() + i * static_cast<int64_t>(size_of(s.dtype())), value(rng));
+  return b;
+}
+
+struct BothRuns {
+  std::shared_ptr<const backend::Program> program;
+  std::vector<HostBuffer> got, expected;
+  const cpu::CpuProgram& cpu() const { return dynamic_cast<const cpu::CpuProgram&>(*program); }
+  // The matmul steps' epilogue lengths, and how many generated kernels the program has.
+  std::vector<size_t> epilogues() const {
+    std::vector<size_t> lengths;
+    for (const cpu::Step& s : cpu().steps())
+      if (s.kind == cpu::Step::Kind::matmul) lengths.push_back(s.matmul->shape().epilogue.size());
+    return lengths;
+  }
+  size_t kernels() const {
+    size_t n = 0;
+    for (const cpu::Step& s : cpu().steps()) n += s.kind == cpu::Step::Kind::kernel;
+    return n;
+  }
+};
+
+// Compiles `g` on cpu with its first `weights` parameters as weights, runs
+// it on random inputs, and evaluates it on the reference too.
+BothRuns run_both(const ir::Graph& g, size_t weights) {
+  std::vector<HostBuffer> inputs;
+  for (size_t p = 0; p < g.parameters().size(); ++p)
+    inputs.push_back(random_buffer(g.node(g.parameters()[p]).results[0], 17 + p));
+  BothRuns r;
+  r.program = Platform::cpu().backend().compile(g, weights, {});
+  const auto prepared = r.program->prepare(std::span(inputs).first(weights));
+  for (const Shape& s : r.program->signature().outputs) r.got.push_back(HostBuffer::allocate(s));
+  r.program->run(prepared.get(), std::span(inputs).subspan(weights), r.got, {});
+  const auto reference = Platform::reference().backend().compile(g, weights, {});
+  const auto reference_weights = reference->prepare(std::span(inputs).first(weights));
+  for (const Shape& s : reference->signature().outputs) r.expected.push_back(HostBuffer::allocate(s));
+  reference->run(reference_weights.get(), std::span(inputs).subspan(weights), r.expected, {});
+  return r;
+}
+
+// f32: the dot's summation order differs (K = 64 terms of at most 1);
+// bf16: the epilogue rounds once where the group rounds after each op.
+testing::Tolerance tolerance(DType d) {
+  return d == DType::f32 ? testing::Tolerance{1e-5, 1e-5} : testing::Tolerance{2e-2, 2e-2};
+}
+
+class Epilogue : public ::testing::TestWithParam<DType> {};
+
+const Shape x_shape(DType d) { return Shape({{"s", 96}, {"d", 64}}, d); }
+const Shape w_shape(DType d, int64_t out = 48) { return Shape({{"o", out}, {"d", 64}}, d); }
+
+Tensor linear(const Tensor& x, const Tensor& w) { return x.dot(w, "d"); }
+
+TEST_P(Epilogue, BiasAndResidualAddsAreOnePostOpEach) {
+  const DType d = GetParam();
+  const ir::Graph g = trace([](Tensor w, Tensor b, Tensor x, Tensor r) { return linear(x, w) + b + r; }, w_shape(d),
+                            Shape({{"o", 48}}, d), x_shape(d), Shape({{"s", 96}, {"o", 48}}, d));
+  const BothRuns r = run_both(g, 2);
+  EXPECT_EQ(r.epilogues(), std::vector<size_t>{2}) << r.cpu().describe();
+  EXPECT_EQ(r.kernels(), 0u) << r.cpu().describe();
+  EXPECT_TRUE(testing::all_close(r.got[0], r.expected[0], tolerance(d), "bias + residual"));
+}
+
+TEST_P(Epilogue, SwiGluIsSwishTimesTheUpProjection) {
+  const DType d = GetParam();
+  const ir::Graph g = trace([](Tensor gate, Tensor up, Tensor x) { return linear(x, gate).silu() * linear(x, up); },
+                            w_shape(d), w_shape(d), x_shape(d));
+  const BothRuns r = run_both(g, 2);
+  // One of the two projections carries swish and the product with the other.
+  auto lengths = r.epilogues();
+  std::sort(lengths.begin(), lengths.end());
+  EXPECT_EQ(lengths, (std::vector<size_t>{0, 2})) << r.cpu().describe();
+  EXPECT_EQ(r.kernels(), 0u) << r.cpu().describe();
+  EXPECT_TRUE(testing::all_close(r.got[0], r.expected[0], tolerance(d), "swiglu"));
+}
+
+TEST_P(Epilogue, ActivationsThenADifference) {
+  const DType d = GetParam();
+  const ir::Graph g = trace(
+      [](Tensor w, Tensor x, Tensor r) { return std::make_tuple(linear(x, w).tanh() - r, linear(x, w).sigmoid() * r); },
+      w_shape(d), x_shape(d), Shape({{"s", 96}, {"o", 48}}, d));
+  const BothRuns r = run_both(g, 1);
+  EXPECT_TRUE(testing::all_close(r.got[0], r.expected[0], tolerance(d), "tanh - r"));
+  EXPECT_TRUE(testing::all_close(r.got[1], r.expected[1], tolerance(d), "logistic * r"));
+}
+
+TEST_P(Epilogue, AGroupWithMoreThanPostOpsStaysAKernel) {
+  const DType d = GetParam();
+  // r - y (the dot on the right) and an exp: neither is a post-op here.
+  const ir::Graph g = trace([](Tensor w, Tensor x, Tensor r) { return r - linear(x, w).exp(); }, w_shape(d), x_shape(d),
+                            Shape({{"s", 96}, {"o", 48}}, d));
+  const BothRuns r = run_both(g, 1);
+  EXPECT_EQ(r.epilogues(), std::vector<size_t>{0}) << r.cpu().describe();
+  EXPECT_EQ(r.kernels(), 1u) << r.cpu().describe();
+  EXPECT_TRUE(testing::all_close(r.got[0], r.expected[0], tolerance(d), "r - exp(y)"));
+}
+
+TEST_P(Epilogue, ADotAlsoReturnedIsNotFused) {
+  const DType d = GetParam();
+  const ir::Graph g = trace(
+      [](Tensor w, Tensor x, Tensor r) {
+        const Tensor y = linear(x, w);
+        return std::make_tuple(y, y + r);
+      },
+      w_shape(d), x_shape(d), Shape({{"s", 96}, {"o", 48}}, d));
+  const BothRuns r = run_both(g, 1);
+  EXPECT_EQ(r.epilogues(), std::vector<size_t>{0}) << r.cpu().describe();
+  EXPECT_TRUE(testing::all_close(r.got[0], r.expected[0], tolerance(d), "y"));
+  EXPECT_TRUE(testing::all_close(r.got[1], r.expected[1], tolerance(d), "y + r"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, Epilogue, ::testing::Values(DType::f32, DType::bf16),
+                         [](const auto& info) { return std::string(name(info.param)); });
+
+// bf16 weights through the f32 GEMM (forced; by default a measurement decides).
+TEST(Bf16Matmul, ComputedInF32MatchesTheReference) {
+  ScopedEnv force("KILN_BF16_MATMUL", "f32");
+  const ir::Graph g = trace(
+      [](Tensor w, Tensor up, Tensor x, Tensor r) {
+        return std::make_tuple(linear(x, w).silu() * linear(x, up), (linear(x, up) + r).convert(DType::f32));
+      },
+      w_shape(DType::bf16), w_shape(DType::bf16), x_shape(DType::bf16), Shape({{"s", 96}, {"o", 48}}, DType::bf16));
+  const BothRuns r = run_both(g, 2);
+  size_t matmuls = 0, widened = 0;
+  for (const cpu::Step& s : r.cpu().steps()) {
+    if (s.kind != cpu::Step::Kind::matmul) continue;
+    ++matmuls;
+    widened += s.matmul->shape().compute == DType::f32;
+  }
+  EXPECT_EQ(matmuls, 2u) << r.cpu().describe();
+  EXPECT_EQ(widened, matmuls) << r.cpu().describe();
+  EXPECT_EQ(r.epilogues(), (std::vector<size_t>{0, 2})) << r.cpu().describe();
+  EXPECT_TRUE(testing::all_close(r.got[0], r.expected[0], tolerance(DType::bf16), "swiglu"));
+  EXPECT_TRUE(testing::all_close(r.got[1], r.expected[1], tolerance(DType::bf16), "up + r"));
+}
+
+TEST(Bf16Matmul, ForcedToBf16StaysBf16) {
+  ScopedEnv force("KILN_BF16_MATMUL", "bf16");
+  const ir::Graph g = trace([](Tensor w, Tensor x) { return linear(x, w); }, w_shape(DType::bf16, 256),
+                            Shape({{"s", 128}, {"d", 64}}, DType::bf16));
+  const BothRuns r = run_both(g, 1);
+  for (const cpu::Step& s : r.cpu().steps())
+    if (s.kind == cpu::Step::Kind::matmul) EXPECT_EQ(s.matmul->shape().compute, DType::bf16);
+  EXPECT_TRUE(testing::all_close(r.got[0], r.expected[0], tolerance(DType::bf16), "y"));
+}
+
+TEST(Bf16Matmul, AnUnknownChoiceIsAClearError) {
+  ScopedEnv force("KILN_BF16_MATMUL", "fast");
+  const ir::Graph g =
+      trace([](Tensor w, Tensor x) { return linear(x, w); }, w_shape(DType::bf16), x_shape(DType::bf16));
+  EXPECT_ERROR(Platform::cpu().backend().compile(g, 1, {}), "KILN_BF16_MATMUL is 'fast'; it takes auto, bf16 or f32");
+}
+
+}  // namespace
+}  // namespace kiln
