@@ -40,6 +40,15 @@ ir::Graph abs_dot_graph(const Shape& lhs, const Shape& rhs, ir::DotAttrs attrs) 
   return g;
 }
 
+// convolution(|lhs|, |rhs|) in f64, as abs_dot_graph.
+ir::Graph abs_convolution_graph(const Shape& lhs, const Shape& rhs, const ir::ConvolutionAttrs& attrs) {
+  ir::Graph g;
+  const ir::Value a = g.add(ir::Op::convert, {g.add(ir::Op::abs, {g.parameter(lhs)})}, ir::ConvertAttrs{DType::f64});
+  const ir::Value b = g.add(ir::Op::convert, {g.add(ir::Op::abs, {g.parameter(rhs)})}, ir::ConvertAttrs{DType::f64});
+  g.set_outputs({g.add(ir::Op::convolution, {a, b}, attrs)});
+  return g;
+}
+
 // |got - expected| <= default tolerance + relative * magnitude, elementwise.
 ::testing::AssertionResult within_accumulation_bound(const HostBuffer& got, const HostBuffer& expected,
                                                      const HostBuffer& magnitude, double relative,
@@ -122,8 +131,21 @@ TEST_P(RefContraction, ConvolutionMatchesTorch) {
                                      fixture.axes(prefix + "rhs_dil"), fixture.scalar(prefix + "groups")};
     const HostBuffer &lhs = fixture.get(prefix + "lhs"), &rhs = fixture.get(prefix + "rhs");
     const HostBuffer expected = fixture.get(prefix + "expected");
-    batch.add(binary_graph(ir::Op::convolution, lhs.shape(), rhs.shape(), attrs), {lhs, rhs},
-              [=](const std::vector<HostBuffer>& out) { EXPECT_TRUE(testing::all_close(out[0], expected, prefix)); });
+    const ir::Graph graph = binary_graph(ir::Op::convolution, lhs.shape(), rhs.shape(), attrs);
+    if (GetParam() == "reference" || !is_float(expected.dtype())) {
+      batch.add(graph, {lhs, rhs},
+                [=](const std::vector<HostBuffer>& out) { EXPECT_TRUE(testing::all_close(out[0], expected, prefix)); });
+    } else {
+      // oneDNN accumulates in f32: the bound is K * 2^-24 * sum |a||b| per
+      // element as for dots, K the features per group times the window.
+      int64_t k = rhs.shape().dim(1);
+      for (int i = 2; i < rhs.shape().rank(); ++i) k *= rhs.shape().dim(i);
+      const HostBuffer magnitude = testing::evaluate(
+          Platform::reference(), abs_convolution_graph(lhs.shape(), rhs.shape(), attrs), {lhs, rhs})[0];
+      batch.add(graph, {lhs, rhs}, [=](const std::vector<HostBuffer>& out) {
+        EXPECT_TRUE(within_accumulation_bound(out[0], expected, magnitude, static_cast<double>(k) * 0x1p-24, prefix));
+      });
+    }
     ++count;
   }
   batch.run(platform());

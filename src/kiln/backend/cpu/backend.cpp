@@ -417,6 +417,20 @@ void Compilation::add_node_step(int32_t id) {
       return;
     }
   }
+  if (n.op == ir::Op::convolution) {
+    const ir::Value rhs = n.operands[1];
+    const bool is_weight = graph_.node(rhs.node).op == ir::Op::parameter &&
+                           slots_[static_cast<size_t>(slot_of(rhs))].index < weight_count_;
+    if (auto convolution = Convolution::make(graph_, n, is_weight)) {
+      step.kind = Step::Kind::convolution;
+      step.convolution = std::move(convolution);
+      if (is_weight) step.packed_weight = packed_weights_++;
+      step.reads = reads;
+      step.writes = {result_slot({id, 0})};
+      steps_.push_back(std::move(step));
+      return;
+    }
+  }
   if (n.op == ir::Op::dynamic_update_slice) {
     step.kind = Step::Kind::update_slice;
   } else if (n.op == ir::Op::custom_call) {

@@ -11,25 +11,11 @@
 #include <string_view>
 #include <vector>
 
+#include "kiln/backend/cpu/onednn.h"
 #include "kiln/core/error.h"
 
 namespace kiln::cpu {
 namespace {
-
-// The engine and stream every matmul runs on: one per process, made on
-// first use and never destroyed (primitives may outlive static destructors).
-struct Device {
-  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
-  dnnl::stream stream{engine};
-};
-Device& device() {
-  static Device* d = new Device();
-  return *d;
-}
-
-dnnl::memory::data_type dnnl_type(DType d) {
-  return d == DType::bf16 ? dnnl::memory::data_type::bf16 : dnnl::memory::data_type::f32;
-}
 
 // The stride of a group of axes merged into one, or -1 when they do not merge.
 int64_t merged_stride(const Shape& s, const ir::Axes& axes) {
@@ -271,7 +257,7 @@ Matmul::Matmul(const MatmulShape& s, bool packed_weights) : impl_(std::make_uniq
   }
   dnnl::primitive_attr attributes;
   attributes.set_post_ops(post_ops);
-  auto& engine = device().engine;
+  auto& engine = onednn().engine;
   try {
     m.pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(lhs_compute, weights_md, out_compute), attributes, engine);
     m.primitive = dnnl::matmul(m.pd);
@@ -313,7 +299,7 @@ size_t Matmul::packed_bytes() const { return impl_->empty ? 0 : impl_->pd.weight
 void Matmul::pack(const void* rhs, void* packed) const {
   Impl& m = *impl_;
   if (m.empty) return;
-  auto& d = device();
+  auto& d = onednn();
   dnnl::memory from(m.rhs_md, d.engine, const_cast<void*>(rhs));
   dnnl::memory to(m.pd.weights_desc(), d.engine, packed);
   dnnl::reorder(from, to).execute(d.stream, from, to);  // converts bf16 to f32 for a widened matmul
@@ -328,7 +314,7 @@ void Matmul::run(const void* lhs, const void* rhs, void* out, const void* const*
     std::memset(out, 0, static_cast<size_t>(count) * size_of(m.shape.result));
     return;
   }
-  auto& d = device();
+  auto& d = onednn();
   m.lhs_mem.set_data_handle(const_cast<void*>(lhs));
   m.rhs_mem.set_data_handle(const_cast<void*>(rhs));
   m.out_mem.set_data_handle(out);

@@ -102,9 +102,12 @@ std::shared_ptr<const backend::PreparedWeights> CpuProgram::prepare(std::span<co
   for (const Step& step : steps_) {
     if (step.packed_weight < 0) continue;
     const Slot& rhs = slots_[static_cast<size_t>(step.reads[1])];
-    HostBuffer packed =
-        HostBuffer::uninitialized(Shape({static_cast<int64_t>(step.matmul->packed_bytes())}, DType::u8));
-    step.matmul->pack(weights[rhs.index].data(), packed.mutable_data());
+    const size_t bytes = step.matmul ? step.matmul->packed_bytes() : step.convolution->packed_bytes();
+    HostBuffer packed = HostBuffer::uninitialized(Shape({static_cast<int64_t>(bytes)}, DType::u8));
+    if (step.matmul)
+      step.matmul->pack(weights[rhs.index].data(), packed.mutable_data());
+    else
+      step.convolution->pack(weights[rhs.index].data(), packed.mutable_data());
     if (prepared->packed.size() <= static_cast<size_t>(step.packed_weight))
       prepared->packed.resize(static_cast<size_t>(step.packed_weight) + 1);
     prepared->packed[static_cast<size_t>(step.packed_weight)] = packed;
@@ -113,7 +116,8 @@ std::shared_ptr<const backend::PreparedWeights> CpuProgram::prepare(std::span<co
 }
 
 std::string CpuProgram::describe() const {
-  static constexpr const char* kinds[] = {"kernel", "matmul", "update_slice", "shared_kernel", "callback", "copy"};
+  static constexpr const char* kinds[] = {"kernel",        "matmul",   "convolution", "update_slice",
+                                          "shared_kernel", "callback", "copy"};
   static constexpr const char* homes[] = {"param", "const", "arena", "out", "view"};
   auto slots = [&](const std::vector<int32_t>& list) {
     std::string text;
@@ -138,14 +142,16 @@ HostBuffer CpuProgram::view(int32_t slot) const {
   return HostBuffer::view(s.shape, pointers_[static_cast<size_t>(slot)], nullptr);
 }
 
-void CpuProgram::run_matmul(const Step& step, const backend::PreparedWeights* weights) const {
+void CpuProgram::run_library(const Step& step, const backend::PreparedWeights* weights) const {
   const auto* prepared = static_cast<const CpuWeights*>(weights);
-  // The epilogue's extra inputs: the reads after lhs and rhs.
-  for (size_t i = 2; i < step.reads.size(); ++i) matmul_extra_[i - 2] = pointers_[static_cast<size_t>(step.reads[i])];
+  const void* lhs = pointers_[static_cast<size_t>(step.reads[0])];
   const void* rhs = step.packed_weight >= 0 ? prepared->packed[static_cast<size_t>(step.packed_weight)].data()
                                             : pointers_[static_cast<size_t>(step.reads[1])];
-  step.matmul->run(pointers_[static_cast<size_t>(step.reads[0])], rhs, pointers_[static_cast<size_t>(step.writes[0])],
-                   matmul_extra_.data());
+  void* out = pointers_[static_cast<size_t>(step.writes[0])];
+  if (step.convolution) return step.convolution->run(lhs, rhs, out);
+  // The epilogue's extra inputs: the reads after lhs and rhs.
+  for (size_t i = 2; i < step.reads.size(); ++i) matmul_extra_[i - 2] = pointers_[static_cast<size_t>(step.reads[i])];
+  step.matmul->run(lhs, rhs, out, matmul_extra_.data());
 }
 
 void CpuProgram::launch(const Step& step, const ir::CallbackStates& callbacks) const {
@@ -159,7 +165,8 @@ void CpuProgram::launch(const Step& step, const ir::CallbackStates& callbacks) c
       return;
     }
     case Step::Kind::matmul:
-      return;  // run_matmul()
+    case Step::Kind::convolution:
+      return;  // run_library()
     case Step::Kind::update_slice: {
       const size_t rank = step.reads.size() - 2;
       std::array<DType, kMaxRank> start_dtypes{};
@@ -220,8 +227,8 @@ void CpuProgram::run(const backend::PreparedWeights* weights, std::span<const Ho
   for (size_t i = 0; i < steps_.size(); ++i) {
     const Step& step = steps_[i];
     const auto start = profile_ ? Clock::now() : Clock::time_point{};
-    if (step.kind == Step::Kind::matmul)
-      run_matmul(step, prepared);
+    if (step.kind == Step::Kind::matmul || step.kind == Step::Kind::convolution)
+      run_library(step, prepared);
     else
       launch(step, callbacks);
     if (profile_) step_seconds_[i] += std::chrono::duration<double>(Clock::now() - start).count();

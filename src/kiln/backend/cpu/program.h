@@ -1,6 +1,6 @@
 #pragma once
 // The CPU backend's runtime: a compiled program is a flat list of steps
-// (generated kernels, oneDNN matmuls, in-place slice updates, shared kernels
+// (generated kernels, oneDNN matmuls and convolutions, in-place slice updates, shared kernels
 // for the rare ops, host callbacks, copies) over numbered slots. A slot is a
 // parameter, a constant, a piece of the one arena planned at compile time,
 // an output, or a view of another slot. run() fills the slot table and launches the steps in order:
@@ -13,6 +13,7 @@
 
 #include "kiln/backend/backend.h"
 #include "kiln/backend/cpu/compiler.h"
+#include "kiln/backend/cpu/convolution.h"
 #include "kiln/backend/cpu/matmul.h"
 
 namespace kiln::cpu {
@@ -29,13 +30,14 @@ struct Slot {
 using KernelFunction = void (*)(char* const* args);
 
 struct Step {
-  enum class Kind : uint8_t { kernel, matmul, update_slice, shared_kernel, callback, copy };
+  enum class Kind : uint8_t { kernel, matmul, convolution, update_slice, shared_kernel, callback, copy };
   Kind kind;
   std::vector<int32_t> reads;   // slots read
   std::vector<int32_t> writes;  // slots written
   KernelFunction kernel = nullptr;
   std::shared_ptr<const Matmul> matmul;
-  int packed_weight = -1;  // matmul: index into the prepared packed weights, or -1
+  std::shared_ptr<const Convolution> convolution;
+  int packed_weight = -1;  // matmul, convolution: index into the prepared packed weights, or -1
   ir::Node node;           // shared kernels and callbacks: the node they compute
   std::string what;        // for errors: "[sort] %12"
 };
@@ -58,7 +60,7 @@ class CpuProgram final : public backend::Program {
 
  private:
   void launch(const Step& step, const ir::CallbackStates& callbacks) const;
-  void run_matmul(const Step& step, const backend::PreparedWeights* weights) const;
+  void run_library(const Step& step, const backend::PreparedWeights* weights) const;  // matmul, convolution
   HostBuffer view(int32_t slot) const;
 
   std::vector<Slot> slots_;

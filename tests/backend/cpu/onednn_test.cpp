@@ -1,7 +1,8 @@
-// The CPU backend's matmul steps beyond a plain product: epilogues (the
-// elementwise group after a dot computed by oneDNN post-ops) and bf16
-// weights computed by the f32 GEMM. Each case checks the program's shape
-// (which steps it made) and its values against the reference interpreter.
+// The CPU backend's oneDNN steps beyond a plain product: matmul epilogues
+// (the elementwise group after a dot computed by oneDNN post-ops), bf16
+// weights computed by the f32 GEMM, and convolutions with packed weights.
+// Each case checks the program's shape (which steps it made) and its values
+// against the reference interpreter.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -193,6 +194,25 @@ TEST(Bf16Matmul, AnUnknownChoiceIsAClearError) {
   const ir::Graph g =
       trace([](Tensor w, Tensor x) { return linear(x, w); }, w_shape(DType::bf16), x_shape(DType::bf16));
   EXPECT_ERROR(Platform::cpu().backend().compile(g, 1, {}), "KILN_BF16_MATMUL is 'fast'; it takes auto, bf16 or f32");
+}
+
+// A grouped, strided, padded, dilated 2-D convolution on a weight: one
+// oneDNN step, its weights packed at prepare.
+TEST(Convolution, WeightsArePackedAtPrepare) {
+  for (const DType d : {DType::f32, DType::bf16}) {
+    ir::Graph g;
+    const ir::Value w = g.parameter(Shape({6, 2, 3, 3}, d));
+    const ir::Value x = g.parameter(Shape({2, 4, 11, 9}, d));
+    g.set_outputs(
+        {g.add(ir::Op::convolution, {x, w}, ir::ConvolutionAttrs{{2, 1}, {1, 0}, {1, 2}, {1, 1}, {1, 2}, 2})});
+    const BothRuns r = run_both(g, 1);
+    size_t packed = 0;
+    for (const cpu::Step& s : r.cpu().steps()) packed += s.kind == cpu::Step::Kind::convolution && s.packed_weight >= 0;
+    EXPECT_EQ(packed, 1u) << r.cpu().describe();
+    // 18 products of at most 1 per element, summed in f32.
+    const testing::Tolerance tol = d == DType::f32 ? testing::Tolerance{1e-5, 1e-5} : tolerance(d);
+    EXPECT_TRUE(testing::all_close(r.got[0], r.expected[0], tol, std::string("convolution ") + std::string(name(d))));
+  }
 }
 
 }  // namespace

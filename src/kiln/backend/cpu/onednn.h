@@ -1,0 +1,26 @@
+#pragma once
+// The oneDNN engine and stream every primitive of the CPU backend runs on.
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "kiln/core/dtype.h"
+
+namespace kiln::cpu {
+
+struct OneDnn {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+};
+
+// One per process, made on first use and never destroyed (primitives may
+// outlive static destructors).
+inline OneDnn& onednn() {
+  static OneDnn* d = new OneDnn();
+  return *d;
+}
+
+// f32 or bf16, the dtypes the backend hands to oneDNN.
+inline dnnl::memory::data_type dnnl_type(DType d) {
+  return d == DType::bf16 ? dnnl::memory::data_type::bf16 : dnnl::memory::data_type::f32;
+}
+
+}  // namespace kiln::cpu
