@@ -20,6 +20,11 @@ using ir::Op;
 constexpr int64_t kParallelThreshold = 1 << 15;
 constexpr int kLanes = 16;                  // accumulators per reduction, so the reduction loop vectorizes
 constexpr int64_t kScratchElements = 4096;  // rows up to this size keep their reduced values for the store
+// Float sums accumulate in f64, except sums of at most this many terms that
+// cannot be negative (exp, squares, abs: softmax's denominator): those
+// accumulate in f32, 16 lanes of at most 16 terms and a 4-level tree, so the
+// relative error stays under 20 ulp without any cancellation to amplify it.
+constexpr int64_t kShortSum = 256;
 
 // An index or value expression and the loop depth of the innermost loop
 // variable it uses (0: none, loop-invariant).
@@ -142,6 +147,12 @@ class Renderer {
   }
 
   // --- values ---------------------------------------------------------------
+  // A value computed in this group that is >= 0 or NaN by its op alone.
+  bool is_nonnegative(ir::Value v) const {
+    if (!computed_here(v.node)) return false;
+    const ir::Node& n = node(v.node);
+    return n.op == Op::exp || n.op == Op::abs || (n.op == Op::mul && n.operands[0] == n.operands[1]);
+  }
   bool computed_here(int32_t id) const {
     const int32_t g = fusion_.group_of[static_cast<size_t>(id)];
     return g == group_ || g == kInlineAnywhere;
@@ -708,7 +719,17 @@ void Renderer::render_phase(int32_t reduce, const Index& kept, const ir::Axes& k
                             std::span<const int64_t> domain, const ir::Axes& axes) {
   const ir::Node& r = node(reduce);
   const DType d = r.results[0].dtype();
-  const Combiner c = combiner(r.attrs_as<ir::ReduceAttrs>().kind, d);
+  Combiner c = combiner(r.attrs_as<ir::ReduceAttrs>().kind, d);
+  int64_t row_size = 1;
+  std::vector<int64_t> strides(axes.size(), 1);
+  for (size_t k = axes.size(); k-- > 0;) {
+    strides[k] = row_size;
+    row_size *= domain[static_cast<size_t>(axes[k])];
+  }
+  const ir::Value operand = r.operands[0];
+  if (c.type == "f64" && d != DType::f64 && r.attrs_as<ir::ReduceAttrs>().kind == ir::ReduceKind::sum &&
+      row_size <= kShortSum && is_nonnegative(operand))
+    c.type = "f32";
   const std::string acc = fmt::format("acc{}", reduce);
   const int row_depth = depth();
   line(row_depth, fmt::format("{} {}[{}];", c.type, acc, kLanes));
@@ -721,13 +742,6 @@ void Renderer::render_phase(int32_t reduce, const Index& kept, const ir::Axes& k
   // The reduced value of each element is kept in a per-row scratch array
   // when the row is small: the store loop reads it back instead of
   // computing it again (softmax's exp is computed once per element).
-  int64_t row_size = 1;
-  std::vector<int64_t> strides(axes.size(), 1);
-  for (size_t k = axes.size(); k-- > 0;) {
-    strides[k] = row_size;
-    row_size *= domain[static_cast<size_t>(axes[k])];
-  }
-  const ir::Value operand = r.operands[0];
   const bool keep =
       !axes.empty() && row_size <= kScratchElements && computed_here(operand.node) && !scratch_.contains(operand.node);
   const std::string scratch = fmt::format("s{}", reduce);
