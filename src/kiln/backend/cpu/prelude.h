@@ -33,18 +33,18 @@ static inline bf16s bf16_store(f32 x) {
 static inline f32 bf16_round(f32 x) { return bf16_load(bf16_store(x)); }
 static inline f32 f16_round(f32 x) { return (f32)(f16s)x; }
 
-// IEEE maximum/minimum with NaN propagation and -0 < +0, in selects GCC
-// vectorizes (vmaxps, one compare for equality, one for NaN): for equal
-// values the AND (max) or OR (min) of the bits picks +0 or -0 among zeros.
+// IEEE maximum/minimum (NaN wins, -0 < +0) in five vector instructions:
+// vmaxps in both operand orders agrees except on zeros, where the AND (max)
+// or OR (min) of the two picks +0 or -0; unordered operands give a + b, a NaN.
 template <class F, class U> static inline F k_fmax_bits(F a, F b) {
-  F r = a < b ? b : a;  // a when a is NaN
-  r = a == b ? __builtin_bit_cast(F, (U)(__builtin_bit_cast(U, a) & __builtin_bit_cast(U, b))) : r;
-  return b != b ? b : r;
+  const F x = a > b ? a : b, y = b > a ? b : a;
+  const F r = __builtin_bit_cast(F, (U)(__builtin_bit_cast(U, x) & __builtin_bit_cast(U, y)));
+  return __builtin_isunordered(a, b) ? a + b : r;
 }
 template <class F, class U> static inline F k_fmin_bits(F a, F b) {
-  F r = b < a ? b : a;
-  r = a == b ? __builtin_bit_cast(F, (U)(__builtin_bit_cast(U, a) | __builtin_bit_cast(U, b))) : r;
-  return b != b ? b : r;
+  const F x = a < b ? a : b, y = b < a ? b : a;
+  const F r = __builtin_bit_cast(F, (U)(__builtin_bit_cast(U, x) | __builtin_bit_cast(U, y)));
+  return __builtin_isunordered(a, b) ? a + b : r;
 }
 static inline f32 k_max(f32 a, f32 b) { return k_fmax_bits<f32, u32>(a, b); }
 static inline f32 k_min(f32 a, f32 b) { return k_fmin_bits<f32, u32>(a, b); }
