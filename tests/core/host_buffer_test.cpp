@@ -64,6 +64,19 @@ TEST(HostBuffer, BorrowedIsReadOnly) {
   EXPECT_NE(c.data(), b.data());
 }
 
+TEST(HostBuffer, FromValuesCopiesTypedElements) {
+  const std::vector<float> values = {1.5f, -2.0f, 3.25f, 0.0f, 7.0f, 8.0f};
+  HostBuffer b = HostBuffer::from_values(Shape({{"r", 2}, {"c", 3}}), values);
+  EXPECT_EQ(b.shape(), Shape({{"r", 2}, {"c", 3}}));
+  EXPECT_EQ(std::vector<float>(b.span<float>().begin(), b.span<float>().end()), values);
+  EXPECT_NE(b.span<float>().data(), values.data());
+  const uint16_t bits[] = {0x3f80, 0xc000};  // bf16 1.0 and -2.0 as raw bits
+  EXPECT_EQ(HostBuffer::from_values(Shape({2}, DType::bf16), std::span<const uint16_t>(bits)).span<uint16_t>()[1],
+            0xc000);
+  EXPECT_ERROR(HostBuffer::from_values(Shape({4}), values), "6 values for shape {4} f32, which holds 4");
+  EXPECT_ERROR(HostBuffer::from_values(Shape({6}, DType::i32), values), "does not match dtype i32");
+}
+
 TEST(HostBuffer, Errors) {
   HostBuffer b = iota_i32(Shape({3, 4}, DType::i32));
   EXPECT_ERROR(b.slice(1, 2, 5), "range [2, 5) is outside axis 1 of size 4");

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "kiln/frontend/trace.h"
 #include "support/expect_error.h"
 
@@ -119,7 +121,47 @@ TEST(Tensor, ReductionsAndTags) {
                 },
                 Shape({2, 3, 4})),
             Shape({{"x", 2}, {"y", 3}, {"z", 4}}));
-  EXPECT_ERROR(trace([](Tensor t) { return t.sum("q"); }, bsd), "no axis tagged 'q' in shape {b=2,s=3,d=4} f32");
+  EXPECT_ERROR(trace([](Tensor t) { return t.sum("q"); }, bsd), "[sum] no axis tagged 'q' in shape {b=2,s=3,d=4} f32");
+}
+
+// A missing tag is reported by the op the user called, not by a helper it uses.
+TEST(Tensor, TagErrorsNameTheOp) {
+  const std::vector<std::pair<std::string, std::function<Tensor(Tensor)>>> cases = {
+      {"softmax", [](Tensor t) { return t.softmax("k"); }},
+      {"mean", [](Tensor t) { return t.mean("k"); }},
+      {"max", [](Tensor t) { return t.max("k"); }},
+      {"argmax", [](Tensor t) { return t.argmax("k"); }},
+      {"cumsum", [](Tensor t) { return t.cumsum("k"); }},
+      {"sort", [](Tensor t) { return t.sort("k"); }},
+      {"top_k", [](Tensor t) { return t.top_k(1, "k").first; }},
+      {"slice", [](Tensor t) { return t.slice("k", 0, 1); }},
+      {"merge",
+       [](Tensor t) {
+         return t.merge({"s", "k"}, "m");
+       }},
+      {"split_axis",
+       [](Tensor t) {
+         return t.split_axis("k", {{"a", 1}});
+       }},
+      {"squeeze", [](Tensor t) { return t.squeeze("k"); }},
+      {"transpose",
+       [](Tensor t) {
+         return t.transpose({"d", "k", "b"});
+       }},
+      {"rename",
+       [](Tensor t) {
+         return t.rename({{"k", "x"}});
+       }},
+      {"reverse", [](Tensor t) { return t.reverse("k"); }},
+      {"pad", [](Tensor t) { return t.pad("k", 1, 1, 0.0); }},
+      {"concatenate",
+       [](Tensor t) {
+         return concatenate(std::vector<Tensor>{t, t}, "k");
+       }},
+  };
+  for (const auto& [op, fn] : cases)
+    EXPECT_ERROR(trace([&](Tensor t) { return fn(t); }, bsd),
+                 "[" + op + "] no axis tagged 'k' in shape {b=2,s=3,d=4} f32");
 }
 
 TEST(Tensor, GatherSliceUpdateConcatenate) {

@@ -70,7 +70,9 @@ TEST_P(Safetensors, BuffersBorrowFromTheSource) {
 }
 
 TEST_P(Safetensors, WriteThenReadRoundTrips) {
-  const auto dir = std::filesystem::path(::testing::TempDir()) / "kiln_roundtrip";
+  // One folder per source kind: ctest runs the two instances at once.
+  const auto dir = std::filesystem::path(::testing::TempDir()) /
+                   ("kiln_roundtrip_" + std::to_string(static_cast<int>(GetParam())));
   std::filesystem::create_directories(dir);
   const auto path = dir / "out.safetensors";
 

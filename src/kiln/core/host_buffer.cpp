@@ -98,6 +98,11 @@ void HostBuffer::check_flat_access(bool type_matches) const {
   if (!is_contiguous()) fail("HostBuffer {} is a strided view; copy() it for flat access", shape_.to_string());
 }
 
+void HostBuffer::check_value_count(size_t count) const {
+  if (count != static_cast<size_t>(shape_.count()))
+    fail("HostBuffer::from_values: {} values for shape {}, which holds {}", count, shape_.to_string(), shape_.count());
+}
+
 std::span<const std::byte> HostBuffer::bytes() const {
   if (!is_contiguous()) fail("HostBuffer {} is a strided view; copy() it for flat access", shape_.to_string());
   return {data_, shape_.byte_size()};

@@ -3,10 +3,13 @@
 // owns its bytes or borrows them (e.g. a view into a memory-mapped weight
 // file). Borrowing buffers keep their owner alive through a shared handle, so
 // a view never outlives the mapping it points into. Copies are shallow.
+#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <memory>
 #include <span>
 #include <type_traits>
+#include <vector>
 
 #include "kiln/core/error.h"
 #include "kiln/core/shape.h"
@@ -30,6 +33,20 @@ class HostBuffer {
   // `keep_alive` (may be null) owns: how backends hand out pieces of their
   // own memory.
   static HostBuffer view(const Shape& shape, std::byte* data, std::shared_ptr<const void> keep_alive);
+  // A contiguous copy of `values`: shape.count() elements of the dtype's C++
+  // type, as span<T>() takes them (float for f32, uint16_t bits for bf16, ...).
+  template <typename T>
+  static HostBuffer from_values(const Shape& shape, std::span<const T> values) {
+    HostBuffer b = uninitialized(shape);
+    b.check_flat_access(b.accepts<T>());
+    b.check_value_count(values.size());
+    std::copy(values.begin(), values.end(), reinterpret_cast<T*>(b.data_));
+    return b;
+  }
+  template <typename T>
+  static HostBuffer from_values(const Shape& shape, const std::vector<T>& values) {
+    return from_values(shape, std::span<const T>(values));
+  }
 
   const Shape& shape() const { return shape_; }
   DType dtype() const { return shape_.dtype(); }
@@ -91,6 +108,7 @@ class HostBuffer {
       return size_of(d) == sizeof(T);
   }
   void check_flat_access(bool type_matches) const;
+  void check_value_count(size_t count) const;
 
   Shape shape_;
   std::array<int64_t, kMaxRank> byte_strides_{};

@@ -13,6 +13,13 @@
 namespace kiln {
 namespace {
 
+// The axis tagged `tag`, or an error that starts with the op that asked.
+int axis_of(std::string_view op, const Shape& s, std::string_view tag) {
+  const int axis = s.find(tag);
+  if (axis < 0 || tag.empty()) fail("[{}] no axis tagged '{}' in shape {}", op, tag, s.to_string());
+  return axis;
+}
+
 thread_local ir::Graph* g_current_graph = nullptr;
 
 Tensor add_node(ir::Graph& graph, ir::Op op, std::vector<ir::Value> operands, ir::Attributes attrs = ir::NoAttrs{}) {
@@ -66,7 +73,8 @@ Shape broadcast_shape(std::string_view op, const Shape& a, const Shape& b) {
           dims[j] = second.dim(i);
         else if (second.dim(i) != 1)
           return error(fmt::format("axis '{}' has {} on the left and {} on the right", second.tag(i).view(),
-                                   a.dim(a.axis(second.tag(i).view())), b.dim(b.axis(second.tag(i).view()))));
+                                   a.dim(axis_of(op, a, second.tag(i).view())),
+                                   b.dim(axis_of(op, b, second.tag(i).view()))));
       }
     }
     if (dims.size() > kMaxRank) return error("the broadcast result would have more than 8 axes");
@@ -124,9 +132,10 @@ Tensor scalar_in(ir::Graph& graph, double value, DType dtype) {
 // A scalar of `like`'s dtype in `like`'s graph.
 Tensor scalar_like(const Tensor& like, double value) { return scalar_in(like.graph(), value, like.dtype()); }
 
-Tensor reduce(const Tensor& x, std::span<const std::string_view> tags, ir::ReduceKind kind, int result = 0) {
+Tensor reduce(std::string_view op, const Tensor& x, std::span<const std::string_view> tags, ir::ReduceKind kind,
+              int result = 0) {
   ir::Axes axes;
-  for (std::string_view tag : tags) axes.push_back(x.shape().axis(tag));
+  for (std::string_view tag : tags) axes.push_back(axis_of(op, x.shape(), tag));
   ir::Graph& graph = x.graph();
   ir::Value v = graph.add(ir::Op::reduce, {x.value()}, ir::ReduceAttrs{kind, axes});
   return Tensor(&graph, {v.node, result});
@@ -168,7 +177,7 @@ Tensor Tensor::with_tags(std::initializer_list<std::string_view> tags) const {
 
 Tensor Tensor::rename(std::initializer_list<std::pair<std::string_view, std::string_view>> renames) const {
   std::vector<Tag> tags = tags_of(shape());
-  for (const auto& [from, to] : renames) tags[static_cast<size_t>(shape().axis(from))] = Tag(to);
+  for (const auto& [from, to] : renames) tags[static_cast<size_t>(axis_of("rename", shape(), from))] = Tag(to);
   return add_node(graph(), ir::Op::reshape, {value_}, ir::ReshapeAttrs{shape().with_tags(tags)});
 }
 
@@ -234,24 +243,30 @@ Tensor Tensor::gelu(GeluApproximation approximation) const {
   return *this * 0.5 * (inner.tanh() + 1.0);
 }
 
-Tensor Tensor::sum(std::string_view tag) const { return reduce(*this, std::array{tag}, ir::ReduceKind::sum); }
+Tensor Tensor::sum(std::string_view tag) const { return reduce("sum", *this, std::array{tag}, ir::ReduceKind::sum); }
 Tensor Tensor::sum(std::initializer_list<std::string_view> tags) const {
-  return reduce(*this, std::span(tags.begin(), tags.size()), ir::ReduceKind::sum);
+  return reduce("sum", *this, std::span(tags.begin(), tags.size()), ir::ReduceKind::sum);
 }
-Tensor Tensor::prod(std::string_view tag) const { return reduce(*this, std::array{tag}, ir::ReduceKind::prod); }
-Tensor Tensor::max(std::string_view tag) const { return reduce(*this, std::array{tag}, ir::ReduceKind::max); }
-Tensor Tensor::min(std::string_view tag) const { return reduce(*this, std::array{tag}, ir::ReduceKind::min); }
-Tensor Tensor::all(std::string_view tag) const { return reduce(*this, std::array{tag}, ir::ReduceKind::and_); }
-Tensor Tensor::any(std::string_view tag) const { return reduce(*this, std::array{tag}, ir::ReduceKind::or_); }
-Tensor Tensor::argmax(std::string_view tag) const { return reduce(*this, std::array{tag}, ir::ReduceKind::argmax, 1); }
-Tensor Tensor::argmin(std::string_view tag) const { return reduce(*this, std::array{tag}, ir::ReduceKind::argmin, 1); }
+Tensor Tensor::prod(std::string_view tag) const { return reduce("prod", *this, std::array{tag}, ir::ReduceKind::prod); }
+Tensor Tensor::max(std::string_view tag) const { return reduce("max", *this, std::array{tag}, ir::ReduceKind::max); }
+Tensor Tensor::min(std::string_view tag) const { return reduce("min", *this, std::array{tag}, ir::ReduceKind::min); }
+Tensor Tensor::all(std::string_view tag) const { return reduce("all", *this, std::array{tag}, ir::ReduceKind::and_); }
+Tensor Tensor::any(std::string_view tag) const { return reduce("any", *this, std::array{tag}, ir::ReduceKind::or_); }
+Tensor Tensor::argmax(std::string_view tag) const {
+  return reduce("argmax", *this, std::array{tag}, ir::ReduceKind::argmax, 1);
+}
+Tensor Tensor::argmin(std::string_view tag) const {
+  return reduce("argmin", *this, std::array{tag}, ir::ReduceKind::argmin, 1);
+}
 
 Tensor Tensor::mean(std::string_view tag) const {
   if (!is_float(dtype())) fail("[mean] needs a float tensor, not {}", shape().to_string());
+  axis_of("mean", shape(), tag);
   return sum(tag) / static_cast<double>(dim(tag));
 }
 
 Tensor Tensor::softmax(std::string_view tag) const {
+  axis_of("softmax", shape(), tag);
   const Tensor shifted = *this - max(tag);  // keeps exp() from overflowing
   const Tensor e = shifted.exp();
   return e / e.sum(tag);
@@ -260,7 +275,7 @@ Tensor Tensor::softmax(std::string_view tag) const {
 Tensor Tensor::cumsum(std::string_view tag) const {
   // A sum over windows that end at each element: window = the whole axis,
   // padded in front with the axis size minus one (zeros).
-  const int axis = shape().axis(tag);
+  const int axis = axis_of("cumsum", shape(), tag);
   const size_t r = static_cast<size_t>(rank());
   ir::ReduceWindowAttrs attrs{ir::ReduceKind::sum, ir::Axes(r, 1), ir::Axes(r, 1), ir::Axes(r, 0),
                               ir::Axes(r, 0),      ir::Axes(r, 1), ir::Axes(r, 1)};
@@ -270,12 +285,12 @@ Tensor Tensor::cumsum(std::string_view tag) const {
 }
 
 Tensor Tensor::sort(std::string_view tag, bool descending) const {
-  return add_node(graph(), ir::Op::sort, {value_}, ir::SortAttrs{shape().axis(tag), descending, true});
+  return add_node(graph(), ir::Op::sort, {value_}, ir::SortAttrs{axis_of("sort", shape(), tag), descending, true});
 }
 
 std::pair<Tensor, Tensor> Tensor::top_k(int64_t k, std::string_view tag) const {
   // top_k works on the last axis: move `tag` there and back.
-  const int axis = shape().axis(tag);
+  const int axis = axis_of("top_k", shape(), tag);
   std::vector<int64_t> to_last, back(static_cast<size_t>(rank()));
   for (int i = 0; i < rank(); ++i)
     if (i != axis) to_last.push_back(i);
@@ -291,7 +306,7 @@ Tensor Tensor::reshape(const Shape& to) const {
 }
 
 Tensor Tensor::split_axis(std::string_view tag, std::initializer_list<TaggedDim> parts) const {
-  const int axis = shape().axis(tag);
+  const int axis = axis_of("split_axis", shape(), tag);
   int64_t known = 1;
   int unknown = -1;
   std::vector<TaggedDim> resolved(parts);
@@ -327,7 +342,7 @@ Tensor Tensor::split_axis(std::string_view tag, std::initializer_list<TaggedDim>
 Tensor Tensor::merge(std::initializer_list<std::string_view> merged, std::string_view into) const {
   if (merged.size() == 0) fail("[merge] needs at least one axis: {}", shape().to_string());
   std::vector<int64_t> merged_axes;
-  for (std::string_view tag : merged) merged_axes.push_back(shape().axis(tag));
+  for (std::string_view tag : merged) merged_axes.push_back(axis_of("merge", shape(), tag));
   auto is_merged = [&](int64_t axis) { return std::ranges::find(merged_axes, axis) != merged_axes.end(); };
   // Move the merged axes, in the order given, to where the first of them is.
   const int64_t first = *std::ranges::min_element(merged_axes);
@@ -358,7 +373,7 @@ Tensor Tensor::merge(std::initializer_list<std::string_view> merged, std::string
 }
 
 Tensor Tensor::squeeze(std::string_view tag) const {
-  const int axis = shape().axis(tag);
+  const int axis = axis_of("squeeze", shape(), tag);
   if (dim(axis) != 1) fail("[squeeze] axis '{}' has size {}, not 1: {}", tag, dim(axis), shape().to_string());
   auto dims = dims_of(shape());
   auto tags = tags_of(shape());
@@ -381,7 +396,7 @@ Tensor Tensor::transpose(std::initializer_list<std::string_view> order) const {
   if (static_cast<int>(order.size()) != rank())
     fail("[transpose] names {} axes but the tensor has {}: {}", order.size(), rank(), shape().to_string());
   std::vector<int64_t> permutation;
-  for (std::string_view tag : order) permutation.push_back(shape().axis(tag));
+  for (std::string_view tag : order) permutation.push_back(axis_of("transpose", shape(), tag));
   return transpose(permutation);
 }
 
@@ -401,7 +416,7 @@ Tensor Tensor::broadcast(const Shape& target) const {
 }
 
 Tensor Tensor::slice(std::string_view tag, int64_t begin, int64_t end, int64_t step) const {
-  return slice(shape().axis(tag), begin, end, step);
+  return slice(axis_of("slice", shape(), tag), begin, end, step);
 }
 
 Tensor Tensor::slice(int axis, int64_t begin, int64_t end, int64_t step) const {
@@ -415,7 +430,7 @@ Tensor Tensor::slice(int axis, int64_t begin, int64_t end, int64_t step) const {
 
 Tensor Tensor::gather(std::string_view tag, const Tensor& indices) const {
   ir::Graph& g = graph_of({this, &indices});
-  const int axis = shape().axis(tag);
+  const int axis = axis_of("gather", shape(), tag);
   const int k = indices.rank();
   ir::GatherAttrs attrs;
   attrs.collapsed_slice_dims = {axis};
@@ -431,7 +446,7 @@ Tensor Tensor::gather(std::string_view tag, const Tensor& indices) const {
 
 Tensor Tensor::dynamic_slice(std::string_view tag, const Tensor& start, int64_t size) const {
   ir::Graph& g = graph_of({this, &start});
-  const int axis = shape().axis(tag);
+  const int axis = axis_of("dynamic_slice", shape(), tag);
   std::vector<ir::Value> operands = {value_};
   for (int i = 0; i < rank(); ++i) operands.push_back(i == axis ? start.value() : scalar(0, start.dtype()).value());
   ir::Axes sizes = dims_of(shape());
@@ -446,7 +461,8 @@ Tensor Tensor::dynamic_update_slice(std::initializer_list<std::pair<std::string_
   Tensor aligned = update;
   if (fully_tagged(shape()) && fully_tagged(update.shape()) && update.rank() == rank()) {
     std::vector<int64_t> permutation;
-    for (int i = 0; i < rank(); ++i) permutation.push_back(update.shape().axis(shape().tag(i).view()));
+    for (int i = 0; i < rank(); ++i)
+      permutation.push_back(axis_of("dynamic_update_slice", update.shape(), shape().tag(i).view()));
     aligned = update.transpose(permutation);
   }
   DType index_dtype = DType::i32;
@@ -455,18 +471,18 @@ Tensor Tensor::dynamic_update_slice(std::initializer_list<std::pair<std::string_
   for (int i = 0; i < rank(); ++i) {
     Tensor start = scalar(0, index_dtype);
     for (const auto& [tag, given] : starts)
-      if (shape().axis(tag) == i) start = given;
+      if (axis_of("dynamic_update_slice", shape(), tag) == i) start = given;
     operands.push_back(start.value());
   }
   return add_node(g, ir::Op::dynamic_update_slice, std::move(operands));
 }
 
 Tensor Tensor::reverse(std::string_view tag) const {
-  return add_node(graph(), ir::Op::reverse, {value_}, ir::ReverseAttrs{{shape().axis(tag)}});
+  return add_node(graph(), ir::Op::reverse, {value_}, ir::ReverseAttrs{{axis_of("reverse", shape(), tag)}});
 }
 
 Tensor Tensor::pad(std::string_view tag, int64_t low, int64_t high, double value, int64_t interior) const {
-  const int axis = shape().axis(tag);
+  const int axis = axis_of("pad", shape(), tag);
   ir::PadAttrs attrs{ir::Axes(static_cast<size_t>(rank()), 0), ir::Axes(static_cast<size_t>(rank()), 0),
                      ir::Axes(static_cast<size_t>(rank()), 0)};
   attrs.low[axis] = low;
@@ -494,8 +510,8 @@ Tensor Tensor::dot(const Tensor& other, std::initializer_list<std::string_view> 
     if (lhs.dim(tag) != rhs.dim(tag))
       error(
           fmt::format("contracting axis '{}' has {} on the left and {} on the right", tag, lhs.dim(tag), rhs.dim(tag)));
-    attrs.lhs_contracting.push_back(lhs.axis(tag));
-    attrs.rhs_contracting.push_back(rhs.axis(tag));
+    attrs.lhs_contracting.push_back(axis_of("dot", lhs, tag));
+    attrs.rhs_contracting.push_back(axis_of("dot", rhs, tag));
   }
   for (int i = 0; i < lhs.rank(); ++i) {
     const std::string_view tag = lhs.tag(i).view();
@@ -503,7 +519,7 @@ Tensor Tensor::dot(const Tensor& other, std::initializer_list<std::string_view> 
     if (lhs.dim(i) != rhs.dim(tag))
       error(fmt::format("batch axis '{}' has {} on the left and {} on the right", tag, lhs.dim(i), rhs.dim(tag)));
     attrs.lhs_batch.push_back(i);
-    attrs.rhs_batch.push_back(rhs.axis(tag));
+    attrs.rhs_batch.push_back(axis_of("dot", rhs, tag));
   }
   return add_node(g, ir::Op::dot_general, {value_, other.value()}, attrs);
 }
@@ -552,12 +568,14 @@ Tensor concatenate(std::span<const Tensor> tensors, std::string_view tag) {
     Tensor aligned = t;
     if (fully_tagged(first) && fully_tagged(t.shape()) && t.rank() == first.rank()) {
       std::vector<int64_t> permutation;
-      for (int i = 0; i < first.rank(); ++i) permutation.push_back(t.shape().axis(first.tag(i).view()));
+      for (int i = 0; i < first.rank(); ++i)
+        permutation.push_back(axis_of("concatenate", t.shape(), first.tag(i).view()));
       aligned = t.transpose(permutation);
     }
     operands.push_back(aligned.value());
   }
-  return add_node(tensors[0].graph(), ir::Op::concatenate, std::move(operands), ir::ConcatenateAttrs{first.axis(tag)});
+  return add_node(tensors[0].graph(), ir::Op::concatenate, std::move(operands),
+                  ir::ConcatenateAttrs{axis_of("concatenate", first, tag)});
 }
 
 Tensor concatenate(std::initializer_list<Tensor> tensors, std::string_view tag) {
@@ -579,7 +597,7 @@ Tensor constant(const HostBuffer& value) {
 Tensor scalar(double value, DType dtype) { return scalar_in(current(), value, dtype); }
 
 Tensor iota(const Shape& shape, std::string_view tag) {
-  return add_node(current(), ir::Op::iota, {}, ir::IotaAttrs{shape, shape.axis(tag)});
+  return add_node(current(), ir::Op::iota, {}, ir::IotaAttrs{shape, axis_of("iota", shape, tag)});
 }
 
 Tensor rng_uniform(const Tensor& key, const Shape& shape) {

@@ -19,6 +19,16 @@ class Buffer {
  public:
   Buffer() = default;
   static Buffer from(const Platform& platform, const HostBuffer& host);
+  // A buffer holding a copy of `values` (see HostBuffer::from_values):
+  //   Buffer ids = Buffer::from(platform, Shape({{"s", 3}}, DType::i32), std::vector<int32_t>{1, 5, 9});
+  template <typename T>
+  static Buffer from(const Platform& platform, const Shape& shape, std::span<const T> values) {
+    return from(platform, HostBuffer::from_values(shape, values));
+  }
+  template <typename T>
+  static Buffer from(const Platform& platform, const Shape& shape, const std::vector<T>& values) {
+    return from(platform, HostBuffer::from_values(shape, values));
+  }
 
   const Shape& shape() const;
   DType dtype() const { return shape().dtype(); }
