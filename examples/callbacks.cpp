@@ -36,7 +36,7 @@ int main() {
     kiln::HostBuffer x = kiln::HostBuffer::allocate(kiln::Shape({{"n", 3}}));
     for (int i = 0; i < 3; ++i) x.mutable_span<float>()[i] = start + 0.1f * static_cast<float>(i);
     kiln::Buffer largest = exe(kiln::Buffer::from(platform, x));
-    std::printf("running max: %g\n", largest.to_host().span<float>()[0]);
+    std::printf("running max: %g\n", largest.to_host().to_vector<float>()[0]);
   }
   return 0;
 }

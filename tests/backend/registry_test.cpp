@@ -57,7 +57,7 @@ TEST(Registry, UserBackendsPlugIn) {
   EXPECT_EQ(counting->compiles, 1);
   HostBuffer x = HostBuffer::allocate(Shape({{"n", 2}}));
   x.mutable_span<float>()[1] = 3;
-  EXPECT_EQ(exe(Buffer::from(platform, x)).to_host().span<float>()[1], 6.0f);
+  EXPECT_EQ(exe(Buffer::from(platform, x)).to_host().to_vector<float>()[1], 6.0f);
   // Buffers belong to their platform.
   EXPECT_ERROR(exe(Buffer::from(Platform::reference(), x)),
                "argument 0 lives on platform 'reference', the executable on 'counting'");

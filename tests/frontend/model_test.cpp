@@ -1,6 +1,7 @@
 // Model reflection: struct fields <-> weight names, populate() and its errors.
 #include "kiln/frontend/model.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "kiln/nn/layers.h"
@@ -90,6 +91,98 @@ TEST(Model, EveryMissingWeightIsListedWithSuggestions) {
     EXPECT_NE(message.find("embed.weight (similar: embed.weights)"), std::string::npos) << message;
     EXPECT_NE(message.find("heads.1 (similar: heads.0)"), std::string::npos) << message;
   }
+}
+
+// Typos are suggested by edit distance per dotted component.
+struct Gated {
+  nn::Linear gtae, up;  // 'gtae': a typo in the model
+};
+KILN_FIELDS(Gated, gtae, up)
+struct Head {
+  nn::Linear lm_haed;  // a typo at the top level
+};
+KILN_FIELDS(Head, lm_haed)
+struct Mlp {
+  nn::Linear gate, up, down;
+};
+KILN_FIELDS(Mlp, gate, up, down)
+struct Blocks {
+  std::vector<Mlp> blocks;
+};
+KILN_FIELDS(Blocks, blocks)
+
+std::string populate_error(auto populate_call) {
+  try {
+    populate_call();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(Model, MisspellingsAreSuggestedByEditDistance) {
+  io::BufferStore gated;
+  for (const char* name : {"down.weight", "gate.weight", "up.weight"}) gated.add(name, zeros({2, 2}), "test");
+  EXPECT_NE(populate_error([&] {
+              populate<Gated>(gated, LoadOptions{.unused = UnusedWeights::ignore});
+            }).find("gtae.weight (similar: gate.weight)"),
+            std::string::npos);
+
+  io::BufferStore head;
+  head.add("lm_head.weight", zeros({2, 2}), "test");
+  head.add("norm.weight", zeros({2}), "test");
+  const std::string head_error = populate_error([&] { populate<Head>(head); });
+  EXPECT_NE(head_error.find("lm_haed.weight (similar: lm_head.weight)"), std::string::npos) << head_error;
+
+  // The file misspells 'gate': its own name comes before other layers' gates.
+  io::BufferStore blocks;
+  for (int layer = 0; layer < 3; ++layer)
+    for (const char* part : {"gate", "up", "down"})
+      blocks.add(fmt::format("blocks.{}.{}.weight", layer, layer == 2 && part == std::string("gate") ? "gaet" : part),
+                 zeros({2, 2}), "test");
+  const std::string blocks_error = populate_error([&] { populate<Blocks>(blocks); });
+  EXPECT_NE(blocks_error.find("blocks.2.gate.weight (similar: blocks.2.gaet.weight, "), std::string::npos)
+      << blocks_error;
+}
+
+struct Layered {
+  std::vector<Mlp> layer;  // the file has layers.N.*
+};
+KILN_FIELDS(Layered, layer)
+
+TEST(Model, AnEmptyLayerVectorIsAnErrorNamingTheNearestPrefix) {
+  io::BufferStore store;
+  for (int layer = 0; layer < 2; ++layer)
+    for (const char* part : {"gate", "up", "down"})
+      store.add(fmt::format("layers.{}.{}.weight", layer, part), zeros({2, 2}), "test");
+  EXPECT_ERROR(populate<Layered>(store),
+               "1 layer vector finds no layers:\n  layer: no tensors named 'layer.0.*' "
+               "(did you mean 'layers'?)");
+}
+
+TEST(Model, UnusedWeightsAreReportedOrRefused) {
+  io::BufferStore store = net_store();
+  store.add("layers.0.rotary_emb.inv_freq", zeros({2}), "test");
+  store.add("extra.weight", zeros({2}), "test");
+  ::testing::internal::CaptureStderr();
+  populate<Net>(store);
+  populate<Net>(store);  // the same warning is said once
+  const std::string warned = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(warned.find("kiln: warning: 2 weights in the store are not used by the model: extra.weight, "
+                        "layers.0.rotary_emb.inv_freq"),
+            std::string::npos)
+      << warned;
+  EXPECT_EQ(warned.find("warning", warned.find("warning") + 1), std::string::npos) << warned;
+
+  EXPECT_ERROR(populate<Net>(store, LoadOptions{.unused = UnusedWeights::error}),
+               "[populate] 2 weights in the store are not used by the model");
+  EXPECT_ERROR(populate<Net>(store, LoadOptions{.unused = UnusedWeights::error, .allow_unused = {"extra"}}),
+               "1 weight in the store is not used by the model: layers.0.rotary_emb.inv_freq");
+  EXPECT_NO_THROW(populate<Net>(
+      store, LoadOptions{.unused = UnusedWeights::error, .allow_unused = {"extra.weight", "layers.0.rotary_emb"}}));
+  ::testing::internal::CaptureStderr();
+  populate<Net>(store, LoadOptions{.unused = UnusedWeights::ignore});
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
 }
 
 TEST(Model, DeclaredTensorsCannotBeUsedOutsideATrace) {

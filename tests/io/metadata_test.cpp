@@ -40,7 +40,30 @@ TEST(Metadata, NumericStrings) {
 TEST(Metadata, IntRangeIsChecked) {
   Metadata m = parse_json_metadata(R"({"big": 5000000000})", "c.json");
   EXPECT_EQ(m.get<int64_t>("big"), 5000000000);
-  EXPECT_ERROR(m.get<int>("big"), "not int");
+  EXPECT_ERROR(m.get<int>("big"), "metadata 'big' is 5000000000, out of range for i32");
+}
+
+TEST(Metadata, EveryIntegerAndFloatType) {
+  Metadata m = parse_json_metadata(R"({"n": 200, "neg": -3, "x": 0.5, "dims": [1, 300], "fs": [0.25, 2]})", "c.json");
+  EXPECT_EQ(m.get<size_t>("n"), 200u);
+  EXPECT_EQ(m.get<uint8_t>("n"), 200u);
+  EXPECT_EQ(m.get<long long>("neg"), -3);
+  EXPECT_EQ(m.get<unsigned>("n"), 200u);
+  EXPECT_EQ(m.get<int16_t>("neg"), -3);
+  EXPECT_EQ(m.get<long double>("x"), 0.5L);
+  EXPECT_EQ(m.get<std::vector<size_t>>("dims"), (std::vector<size_t>{1, 300}));
+  EXPECT_EQ(m.get<std::vector<float>>("fs"), (std::vector<float>{0.25f, 2.0f}));
+  EXPECT_ERROR(m.get<int8_t>("n"), "metadata 'n' is 200, out of range for i8");
+  EXPECT_ERROR(m.get<size_t>("neg"), "metadata 'neg' is -3, out of range for u64");
+  EXPECT_ERROR(m.get<std::vector<uint8_t>>("dims"), "metadata 'dims' is 300, out of range for u8");
+}
+
+TEST(Metadata, MissingKeysSayWhy) {
+  Metadata m;
+  EXPECT_ERROR(m.get<int>("hidden_size"), "no metadata key 'hidden_size' (the store has no metadata: no config.json");
+  m.set("format", std::string("pt"));
+  m.set_missing_key_hint("there is no config.json in 'dir'");
+  EXPECT_ERROR(m.get<int>("hidden_size"), "no metadata key 'hidden_size' (there is no config.json in 'dir')");
 }
 
 TEST(Metadata, Errors) {

@@ -45,6 +45,12 @@ TEST_P(Open, DirectoryFindsSingleFile) {
   EXPECT_EQ(store.metadata<int>("hidden_size"), 2);
   BufferStore without_config = open(KILN_FIXTURES "/io/single_dir", {.source = GetParam(), .load_config = false});
   EXPECT_FALSE(without_config.metadata().contains("hidden_size"));
+  EXPECT_ERROR(without_config.metadata<int>("hidden_size"), "opened without its config.json");
+}
+
+TEST_P(Open, AMissingKeySaysThatNoConfigWasFound) {
+  BufferStore store = open_fixture("io/all_dtypes.safetensors");  // no config.json beside it
+  EXPECT_ERROR(store.metadata<int>("hidden_size"), "no metadata key 'hidden_size' (there is no config.json in '");
 }
 
 TEST_P(Open, MissingPathsAreErrors) {

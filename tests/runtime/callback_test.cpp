@@ -62,7 +62,8 @@ TEST(Callback, StateCarriesAcrossCalls) {
       platform, [](Tensor x) { return callback<Counter>({x}, {Shape(DType::i32)})[0]; }, Shape({1}));
   Counter counter;
   exe.bind(&counter);
-  for (int expected = 1; expected <= 4; ++expected) EXPECT_EQ(exe(floats({0})).to_host().span<int32_t>()[0], expected);
+  for (int expected = 1; expected <= 4; ++expected)
+    EXPECT_EQ(exe(floats({0})).to_host().to_vector<int32_t>()[0], expected);
   EXPECT_EQ(counter.calls, 4);
 }
 
@@ -78,6 +79,29 @@ TEST(Callback, EachExecutableHasItsOwnState) {
   b(floats({0}));
   EXPECT_EQ(first.calls, 2);
   EXPECT_EQ(second.calls, 1);
+}
+
+// A model whose forward calls back into the host.
+struct CubeModel {
+  Tensor scale;  // {n}
+  Tensor forward(Tensor x) const { return callback<CubePlus>({x * scale.with_tags({"n"})}, {x.shape()})[0]; }
+};
+KILN_FIELDS(CubeModel, scale)
+
+TEST(Callback, BindingsMadeBeforePrepareCarryOver) {
+  io::BufferStore store;
+  store.add("scale", HostBuffer::from_values(Shape({3}), std::vector<float>{1, 2, 3}), "test");
+  auto exe = compile(platform, &CubeModel::forward, store, Shape({{"n", 3}}));
+  CubePlus cube{.offset = 10};
+  exe.bind(&cube);
+  auto run = exe.prepare(load<CubeModel>(platform, store));
+  EXPECT_EQ(values(run(floats({1, 1, 1}))), (std::vector<float>{11, 18, 37}));
+  // Each executable keeps its own bindings: rebinding the prepared one
+  // leaves the unprepared one as it was.
+  CubePlus other{.offset = 100};
+  run.bind(&other);
+  EXPECT_EQ(values(run(floats({1, 1, 1}))), (std::vector<float>{101, 108, 127}));
+  EXPECT_EQ(values(exe.prepare(load<CubeModel>(platform, store))(floats({1, 1, 1}))), (std::vector<float>{11, 18, 37}));
 }
 
 TEST(Callback, MissingBindNamesTheCallback) {
@@ -99,8 +123,8 @@ TEST(Callback, SameTypeTwiceWithNamedStates) {
   EXPECT_ERROR(exe(floats({0})), "[callback] 'left' has no bound state: call exe.bind<Counter>(&state, \"left\")");
   exe.bind(&left, "left").bind(&right, "right");
   auto [a, b] = exe(floats({0}));
-  EXPECT_EQ(a.to_host().span<int32_t>()[0], 1);
-  EXPECT_EQ(b.to_host().span<int32_t>()[0], 101);
+  EXPECT_EQ(a.to_host().to_vector<int32_t>()[0], 1);
+  EXPECT_EQ(b.to_host().to_vector<int32_t>()[0], 101);
 }
 
 TEST(Callback, StateOfTheWrongTypeIsRefused) {

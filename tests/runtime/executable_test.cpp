@@ -162,5 +162,119 @@ TEST(Executable, TupleAndVectorResults) {
   EXPECT_EQ(floats(outs[2]), (std::vector<float>{6}));
 }
 
+// Plain described structs, arrays and any nesting come back mirrored.
+struct Stats {
+  Tensor mean;
+  std::vector<Tensor> powers;
+  std::array<Tensor, 2> extremes;
+};
+KILN_FIELDS(Stats, mean, powers, extremes)
+
+TEST(Executable, AnyNestingOfResults) {
+  const Platform platform = Platform::cpu();
+  const Shape n({{"n", 2}});
+  Buffer x = Buffer::from(platform, n, std::vector<float>{2, 4});
+
+  auto stats = compile_fn(
+      platform,
+      [](Tensor a) {
+        return Stats{a.mean("n"), {a, a * a, a * a * a}, {a.max("n"), a.min("n")}};
+      },
+      n);
+  Outputs<Stats> out = stats(x);
+  EXPECT_EQ(floats(out[&Stats::mean]), std::vector<float>{3});
+  ASSERT_EQ(out[&Stats::powers].size(), 3u);
+  EXPECT_EQ(floats(out[&Stats::powers][2]), (std::vector<float>{8, 64}));
+  EXPECT_EQ(floats(out[&Stats::extremes][1]), std::vector<float>{2});
+
+  auto mixed = compile_fn(
+      platform,
+      [](Tensor a) {
+        return std::make_tuple(a + 1.0, std::vector<Tensor>{a * 2.0, a * 3.0}, std::array<Tensor, 1>{-a});
+      },
+      n);
+  auto [plus, times, negated] = mixed(x);
+  EXPECT_EQ(floats(plus), (std::vector<float>{3, 5}));
+  ASSERT_EQ(times.size(), 2u);
+  EXPECT_EQ(floats(times[1]), (std::vector<float>{6, 12}));
+  EXPECT_EQ(floats(negated[0]), (std::vector<float>{-2, -4}));
+
+  // Vectors of structs, with the vector lengths fixed by the trace.
+  auto layers = compile_fn(
+      platform,
+      [](Tensor a) {
+        return std::vector<SumAndProduct<Tensor>>{{a + a, a * a}, {a + 1.0, a * 1.0}};
+      },
+      n);
+  std::vector<SumAndProduct<Buffer>> per_layer = layers(x);
+  ASSERT_EQ(per_layer.size(), 2u);
+  EXPECT_EQ(floats(per_layer[0].product), (std::vector<float>{4, 16}));
+  EXPECT_EQ(floats(per_layer[1].sum), (std::vector<float>{3, 5}));
+}
+
+TEST(Executable, CompileAndLoadTakeAPrefix) {
+  const Platform platform = Platform::cpu();
+  io::BufferStore store;
+  store.add("model.weight", values(Shape({3}), {1, 2, 3}), "test");
+  store.add("model.bias", values(Shape({3}), {10, 20, 30}), "test");
+  auto exe = compile(platform, &Scale::forward, store, "model", x_shape);
+  auto run = exe.prepare(load<Scale>(platform, store, "model"));
+  EXPECT_EQ(floats(run(Buffer::from(platform, x_shape, std::vector<float>{1, 1, 1, 0, 0, 0}))),
+            (std::vector<float>{11, 22, 33, 10, 20, 30}));
+  auto strict = compile(platform, &Scale::forward, store,
+                        LoadOptions{.prefix = "model", .unused = UnusedWeights::error}, x_shape);
+  EXPECT_EQ(strict.parameters()[0].name, "weight");
+}
+
+TEST(Executable, ATensorKeptAfterItsTraceIsAClearError) {
+  Tensor kept;
+  trace(
+      [&](Tensor a) {
+        kept = a * 2.0;
+        return kept;
+      },
+      Shape({{"n", 2}}));
+  EXPECT_ERROR(kept.shape(), "this Tensor belongs to a trace that has ended");
+  // Not even a later trace, whose graph may sit at the same address, takes it.
+  EXPECT_ERROR(trace([&](Tensor a) { return a + kept; }, Shape({{"n", 2}})),
+               "this Tensor belongs to a trace that has ended");
+}
+
+struct Embed {
+  nn::Embedding tokens;
+  nn::Linear head;
+  Tensor forward(Tensor ids) const { return head(tokens(ids)); }
+};
+KILN_FIELDS(Embed, tokens, head)
+
+TEST(Executable, ErrorsNameTheWeightAndHintAtUntaggedArguments) {
+  const Platform platform = Platform::cpu();
+  io::BufferStore store;
+  store.add("tokens.weight", values(Shape({4, 2}), {0, 0, 0, 0, 0, 0, 0, 0}), "test");
+  store.add("head.weight", values(Shape({3, 5}), std::vector<float>(15)), "test");  // wants d=2, has 5
+  const Shape ids({{"b", 1}, {"s", 2}}, DType::i32);
+  EXPECT_ERROR(compile(platform, &Embed::forward, store, ids),
+               "[Linear] the input's axis 'd' has 2 but the weight 'head.weight' {3,5} f32 takes 5");
+  // An untagged argument: the error deep inside says which argument lacks tags.
+  EXPECT_ERROR(compile_fn(
+                   platform, [](Tensor x) { return x.softmax("s"); }, Shape({2, 5})),
+               "[softmax] no axis tagged 's' in shape {2,5} f32\n  note: argument 0 is {2,5} f32 with untagged axes");
+
+  io::BufferStore bf16;
+  bf16.add("tokens.weight", HostBuffer::allocate(Shape({4, 2}, DType::bf16)), "test");
+  bf16.add("head.weight", values(Shape({3, 2}), std::vector<float>(6)), "test");
+  try {
+    compile(platform, &Embed::forward, bf16, ids);
+    ADD_FAILURE() << "a bf16 input and f32 weights compiled";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("[Linear] the input {b=1,s=2,d=2} bf16 and the weight 'head.weight' {3,2} f32 differ in "
+                           "dtype"),
+              std::string::npos)
+        << message;
+    EXPECT_EQ(message.find("_out"), std::string::npos) << message;
+  }
+}
+
 }  // namespace
 }  // namespace kiln

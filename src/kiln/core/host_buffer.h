@@ -62,15 +62,36 @@ class HostBuffer {
   // The elements as a flat span; the buffer must be contiguous. T must be the
   // dtype's C++ type (float for f32, int32_t for i32, bool for bool), or an
   // unsigned integer of the element's size for raw bits (uint16_t for bf16).
+  // A span points into this buffer, so taking one from a temporary (such as
+  // buffer.to_host().span<float>()) does not compile: keep the HostBuffer in
+  // a variable, or copy the elements out with to_vector<T>().
   template <typename T>
-  std::span<const T> span() const {
+  std::span<const T> span() const& {
     check_flat_access(accepts<T>());
     return {reinterpret_cast<const T*>(data_), static_cast<size_t>(shape_.count())};
   }
   template <typename T>
-  std::span<T> mutable_span() {
+  std::span<T> mutable_span() & {
     check_flat_access(accepts<T>());
     return {reinterpret_cast<T*>(mutable_data()), static_cast<size_t>(shape_.count())};
+  }
+  template <typename T>
+  std::span<const T> span() const&& {
+    static_assert(sizeof(T) == 0,
+                  "span() of a temporary HostBuffer would dangle: keep the HostBuffer (auto host = buffer.to_host();) "
+                  "or use to_vector<T>()");
+    return {};
+  }
+  template <typename T>
+  std::span<T> mutable_span() && {
+    static_assert(sizeof(T) == 0, "mutable_span() of a temporary HostBuffer would dangle: keep the HostBuffer");
+    return {};
+  }
+  // A copy of the elements (T as for span()).
+  template <typename T>
+  std::vector<T> to_vector() const {
+    const std::span<const T> elements = span<T>();
+    return {elements.begin(), elements.end()};
   }
   // The raw bytes of a contiguous buffer.
   std::span<const std::byte> bytes() const;

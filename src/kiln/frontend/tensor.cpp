@@ -21,6 +21,10 @@ int axis_of(std::string_view op, const Shape& s, std::string_view tag) {
 }
 
 thread_local ir::Graph* g_current_graph = nullptr;
+// Each trace gets a new number, so a Tensor kept from an ended trace is
+// recognised even when a later trace's graph sits at the same address.
+thread_local uint64_t g_traces_started = 0;
+thread_local uint64_t g_current_trace = 0;
 
 Tensor add_node(ir::Graph& graph, ir::Op op, std::vector<ir::Value> operands, ir::Attributes attrs = ir::NoAttrs{}) {
   return Tensor(&graph, graph.add(op, std::move(operands), std::move(attrs)));
@@ -108,13 +112,27 @@ Tensor broadcast_to(const Tensor& t, const Shape& target) {
 
 Tensor unary(const Tensor& x, ir::Op op) { return add_node(x.graph(), op, {x.value()}); }
 
+// " (rhs is weight 'up.weight')" for operands that are model weights, so a
+// shape mismatch found while tracing names the weight.
+std::string weight_note(const Tensor& lhs, const Tensor& rhs) {
+  std::vector<std::string> parts;
+  if (auto w = lhs.weight_name(); !w.empty()) parts.push_back(fmt::format("lhs is weight '{}'", w));
+  if (auto w = rhs.weight_name(); !w.empty()) parts.push_back(fmt::format("rhs is weight '{}'", w));
+  return parts.empty() ? "" : fmt::format(" ({})", fmt::join(parts, ", "));
+}
+
 Tensor binary(const Tensor& a, const Tensor& b, ir::Op op, ir::Attributes attrs = ir::NoAttrs{}) {
   ir::Graph& graph = graph_of({&a, &b});
   std::string_view op_name = ir::name(op);
   if (a.dtype() != b.dtype())
-    fail("[{}] operands have different dtypes ({} and {}); convert one explicitly: lhs {}, rhs {}", op_name,
-         name(a.dtype()), name(b.dtype()), a.shape().to_string(), b.shape().to_string());
-  const Shape target = broadcast_shape(op_name, a.shape(), b.shape());
+    fail("[{}] operands have different dtypes ({} and {}); convert one explicitly: lhs {}, rhs {}{}", op_name,
+         name(a.dtype()), name(b.dtype()), a.shape().to_string(), b.shape().to_string(), weight_note(a, b));
+  Shape target;
+  try {
+    target = broadcast_shape(op_name, a.shape(), b.shape());
+  } catch (const Error& e) {
+    throw Error(e.what() + weight_note(a, b));
+  }
   return add_node(graph, op, {broadcast_to(a, target).value(), broadcast_to(b, target).value()}, std::move(attrs));
 }
 
@@ -148,9 +166,29 @@ ir::Graph* current_graph() { return g_current_graph; }
 TraceScope::TraceScope(ir::Graph& graph) {
   if (g_current_graph != nullptr) fail("trace() cannot be nested");
   g_current_graph = &graph;
+  g_current_trace = ++g_traces_started;
 }
-TraceScope::~TraceScope() { g_current_graph = nullptr; }
+TraceScope::~TraceScope() {
+  g_current_graph = nullptr;
+  g_current_trace = 0;
+}
+
+void rethrow_with_argument_hint(const ir::Graph& graph, const Error& error) {
+  for (int32_t id : graph.parameters()) {
+    const auto& parameter = graph.node(id).attrs_as<ir::ParameterAttrs>();
+    const Shape& shape = parameter.shape;
+    if (!parameter.name.starts_with("argument ") || shape.rank() == 0 || shape.has_tags()) continue;
+    throw Error(
+        fmt::format("{}\n  note: {} is {} with untagged axes; most ops find axes by tag, so declare it "
+                    "tagged, e.g. Shape({{{{\"b\", {}}}, ...}}, DType::{})",
+                    error.what(), parameter.name, shape.to_string(), shape.dim(0), name(shape.dtype())));
+  }
+  throw error;
+}
 }  // namespace detail
+
+Tensor::Tensor(ir::Graph* graph, ir::Value value)
+    : graph_(graph), value_(value), trace_(graph == g_current_graph ? g_current_trace : 0) {}
 
 Tensor Tensor::declare(const Shape& shape) {
   Tensor t;
@@ -166,7 +204,22 @@ ir::Graph& Tensor::graph() const {
     fail("the tensor {} is only declared (a model weight outside compile()); operations need a trace",
          declared_shape_.to_string());
   if (graph_ == nullptr) fail("this Tensor is empty (default-constructed); tensors come from trace()");
+  if (graph_ != g_current_graph || trace_ != g_current_trace)
+    fail(
+        "this Tensor belongs to a trace that has ended: Tensors exist only while a function is traced (keep its "
+        "Shape, or the Buffers the compiled executable returns)");
   return *graph_;
+}
+
+std::string Tensor::weight_name() const {
+  if (declared_ || graph_ == nullptr) return "";
+  const ir::Graph& g = graph();
+  ir::Value v = value_;
+  while (g.node(v.node).op == ir::Op::reshape) v = g.node(v.node).operands[0];
+  const ir::Node& node = g.node(v.node);
+  if (node.op != ir::Op::parameter) return "";
+  const std::string& name = node.attrs_as<ir::ParameterAttrs>().name;
+  return name.starts_with("argument ") ? "" : name;
 }
 
 Tensor Tensor::with_tags(std::initializer_list<std::string_view> tags) const {
@@ -498,7 +551,9 @@ Tensor Tensor::dot(const Tensor& other, std::initializer_list<std::string_view> 
   ir::Graph& g = graph_of({this, &other});
   const Shape& lhs = shape();
   const Shape& rhs = other.shape();
-  auto error = [&](const std::string& why) { fail("[dot] {}: lhs {}, rhs {}", why, lhs.to_string(), rhs.to_string()); };
+  auto error = [&](const std::string& why) {
+    fail("[dot] {}: lhs {}, rhs {}{}", why, lhs.to_string(), rhs.to_string(), weight_note(*this, other));
+  };
   if (lhs.dtype() != rhs.dtype())
     error(fmt::format("operands have different dtypes ({} and {}); convert one explicitly", name(lhs.dtype()),
                       name(rhs.dtype())));

@@ -29,7 +29,8 @@ enum class GeluApproximation { erf, tanh };
 class Tensor {
  public:
   Tensor() = default;
-  Tensor(ir::Graph* graph, ir::Value value) : graph_(graph), value_(value) {}
+  // A value of the graph being traced (made by the tracing machinery).
+  Tensor(ir::Graph* graph, ir::Value value);
   // A tensor known only by its shape, not yet part of a trace: the weights of
   // a populated model are declared this way and become graph parameters
   // when the model is compiled.
@@ -43,6 +44,9 @@ class Tensor {
   int64_t dim(std::string_view tag) const { return shape().dim(tag); }
   ir::Value value() const { return value_; }
   ir::Graph& graph() const;
+  // The dotted name of the model weight this tensor is (or a retagging of,
+  // e.g. "layers.0.mlp.up.weight"); empty for anything else.
+  std::string weight_name() const;
 
   // --- tags --------------------------------------------------------------
   // Sets every axis's tag ("" leaves an axis untagged).
@@ -167,6 +171,7 @@ class Tensor {
  private:
   ir::Graph* graph_ = nullptr;
   ir::Value value_;
+  uint64_t trace_ = 0;  // which trace made it (tensor.cpp)
   bool declared_ = false;
   Shape declared_shape_;
 };

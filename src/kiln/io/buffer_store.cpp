@@ -30,6 +30,34 @@ bool is_number(std::string_view s) {
   return !s.empty() && std::ranges::all_of(s, [](char c) { return c >= '0' && c <= '9'; });
 }
 
+// Edits (insert, delete, substitute, swap two neighbours) from a to b: the
+// optimal string alignment distance, which counts "gtae" -> "gate" as one.
+size_t edit_distance(std::string_view a, std::string_view b) {
+  const size_t n = a.size(), m = b.size();
+  std::vector<size_t> before(m + 1), previous(m + 1), current(m + 1);
+  for (size_t j = 0; j <= m; ++j) previous[j] = j;
+  for (size_t i = 1; i <= n; ++i) {
+    current[0] = i;
+    for (size_t j = 1; j <= m; ++j) {
+      const size_t substitute = previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      current[j] = std::min({previous[j] + 1, current[j - 1] + 1, substitute});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        current[j] = std::min(current[j], before[j - 2] + 1);
+    }
+    std::swap(before, previous);
+    std::swap(previous, current);
+  }
+  return previous[m];
+}
+
+// A likely typo: one edit in a name of three or more letters, two in one of
+// six or more.
+bool is_typo_of(std::string_view a, std::string_view b) {
+  const size_t shorter = std::min(a.size(), b.size());
+  const size_t allowed = shorter >= 6 ? 2 : shorter >= 3 ? 1 : 0;
+  return allowed > 0 && edit_distance(a, b) <= allowed;
+}
+
 // How similar `candidate` is to the `wanted` name, higher is closer; 0 means
 // unrelated. The tiers follow the usual mistakes: the wrong parameter
 // (".weight" vs ".bias"), a missing or extra prefix ("model."), then a typo
@@ -42,8 +70,8 @@ int similarity(std::string_view wanted, std::string_view candidate) {
   if (candidate.starts_with(wanted_base) || candidate_base.ends_with(wanted_base) ||
       wanted_base.ends_with(candidate_base))
     return 1500;
-  // Per component: exact matches count most; two layer numbers, or one name
-  // containing the other, count less.
+  // Per component: exact matches count most, then a typo; two layer
+  // numbers, or one name containing the other, count less.
   const auto a = split_dots(wanted), b = split_dots(candidate);
   int score = 0;
   for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
@@ -51,6 +79,8 @@ int similarity(std::string_view wanted, std::string_view candidate) {
       score += 10;
     else if (is_number(a[i]) && is_number(b[i]))
       score += 4;  // another layer's tensor
+    else if (is_typo_of(a[i], b[i]))
+      score += 8;
     else if (!a[i].empty() && !b[i].empty() &&
              (a[i].find(b[i]) != std::string_view::npos || b[i].find(a[i]) != std::string_view::npos))
       score += 4;
@@ -60,6 +90,25 @@ int similarity(std::string_view wanted, std::string_view candidate) {
 }
 
 }  // namespace
+
+std::vector<std::string> most_similar(std::string_view name, const std::vector<std::string>& candidates, size_t limit) {
+  struct Scored {
+    int score;
+    size_t distance;
+    const std::string* name;
+  };
+  std::vector<Scored> scored;
+  for (const std::string& candidate : candidates)
+    if (int score = similarity(name, candidate); score > 0)
+      scored.push_back({score, edit_distance(name, candidate), &candidate});
+  // Best tier first; within a tier, the fewest edits to the whole name.
+  std::stable_sort(scored.begin(), scored.end(), [](const Scored& a, const Scored& b) {
+    return a.score != b.score ? a.score > b.score : a.distance < b.distance;
+  });
+  std::vector<std::string> out;
+  for (size_t i = 0; i < std::min(limit, scored.size()); ++i) out.push_back(*scored[i].name);
+  return out;
+}
 
 void BufferStore::add(std::string name, HostBuffer buffer, std::string file) {
   auto [it, inserted] = tensors_.try_emplace(std::move(name), Entry{std::move(buffer), file});
@@ -120,13 +169,7 @@ BufferStore BufferStore::view(std::string_view prefix) const {
 }
 
 std::vector<std::string> BufferStore::similar_names(std::string_view name, size_t limit) const {
-  std::vector<std::pair<int, const std::string*>> scored;
-  for (const auto& [candidate, _] : tensors_)
-    if (int score = similarity(name, candidate); score > 0) scored.emplace_back(score, &candidate);
-  std::stable_sort(scored.begin(), scored.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-  std::vector<std::string> out;
-  for (size_t i = 0; i < std::min(limit, scored.size()); ++i) out.push_back(*scored[i].second);
-  return out;
+  return most_similar(name, names(), limit);
 }
 
 }  // namespace kiln::io

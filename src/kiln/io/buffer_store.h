@@ -57,4 +57,9 @@ class BufferStore {
   Metadata metadata_;
 };
 
+// Up to `limit` of `candidates` most like the dotted name `name`, best first:
+// the same name with another parameter suffix or prefix, then names sharing
+// components, exact ones or typos (a few edits).
+std::vector<std::string> most_similar(std::string_view name, const std::vector<std::string>& candidates, size_t limit);
+
 }  // namespace kiln::io

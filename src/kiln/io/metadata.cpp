@@ -59,11 +59,6 @@ std::optional<T> scalar_as(const MetaValue& value) {
 }
 
 template <typename T>
-struct IsVector : std::false_type {};
-template <typename T>
-struct IsVector<std::vector<T>> : std::true_type {};
-
-template <typename T>
 std::string_view wanted_name() {
   if constexpr (std::is_same_v<T, bool>)
     return "bool";
@@ -169,7 +164,11 @@ std::string to_string(const MetaValue& value) {
 
 const MetaValue& Metadata::at(std::string_view key) const {
   auto it = values_.find(key);
-  if (it == values_.end()) fail("no metadata key '{}'", key);
+  if (it == values_.end()) {
+    if (!missing_key_hint_.empty()) fail("no metadata key '{}' ({})", key, missing_key_hint_);
+    if (values_.empty()) fail("no metadata key '{}' (the store has no metadata: no config.json was read)", key);
+    fail("no metadata key '{}'", key);
+  }
   return it->second;
 }
 
@@ -177,8 +176,12 @@ void Metadata::merge(const Metadata& other) {
   for (const auto& [key, value] : other.values_) values_[key] = value;
 }
 
+void Metadata::fail_out_of_range(std::string_view key, int64_t value, std::string_view type) {
+  fail("metadata '{}' is {}, out of range for {}", key, value, type);
+}
+
 template <typename T>
-T Metadata::get(std::string_view key) const {
+T Metadata::get_stored(std::string_view key) const {
   const MetaValue& value = at(key);
   if constexpr (IsVector<T>::value) {
     using E = typename T::value_type;
@@ -206,16 +209,14 @@ T Metadata::get(std::string_view key) const {
   }
 }
 
-template int64_t Metadata::get<int64_t>(std::string_view) const;
-template int Metadata::get<int>(std::string_view) const;
-template double Metadata::get<double>(std::string_view) const;
-template float Metadata::get<float>(std::string_view) const;
-template bool Metadata::get<bool>(std::string_view) const;
-template std::string Metadata::get<std::string>(std::string_view) const;
-template std::vector<int64_t> Metadata::get<std::vector<int64_t>>(std::string_view) const;
-template std::vector<double> Metadata::get<std::vector<double>>(std::string_view) const;
-template std::vector<bool> Metadata::get<std::vector<bool>>(std::string_view) const;
-template std::vector<std::string> Metadata::get<std::vector<std::string>>(std::string_view) const;
+template int64_t Metadata::get_stored<int64_t>(std::string_view) const;
+template double Metadata::get_stored<double>(std::string_view) const;
+template bool Metadata::get_stored<bool>(std::string_view) const;
+template std::string Metadata::get_stored<std::string>(std::string_view) const;
+template std::vector<int64_t> Metadata::get_stored<std::vector<int64_t>>(std::string_view) const;
+template std::vector<double> Metadata::get_stored<std::vector<double>>(std::string_view) const;
+template std::vector<bool> Metadata::get_stored<std::vector<bool>>(std::string_view) const;
+template std::vector<std::string> Metadata::get_stored<std::vector<std::string>>(std::string_view) const;
 
 nlohmann::json parse_json(std::string_view text, std::string_view where) {
   try {

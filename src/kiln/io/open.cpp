@@ -104,7 +104,14 @@ BufferStore open_weights(const fs::path& path, const OpenOptions& options) {
   const fs::path weights = fs::is_directory(status) ? find_weights(path) : path;
   BufferStore store = is_index(weights) ? open_sharded(weights, options) : open_single(weights, options);
   const fs::path config = weights.parent_path() / "config.json";
-  if (options.load_config && fs::exists(config)) store.metadata().merge(load_config(config, options.source));
+  if (!options.load_config)
+    store.metadata().set_missing_key_hint("the store was opened without its config.json");
+  else if (fs::exists(config))
+    store.metadata().merge(load_config(config, options.source));
+  else
+    store.metadata().set_missing_key_hint(
+        fmt::format("there is no config.json in '{}', so the store has only the weight files' own metadata",
+                    weights.parent_path().empty() ? "." : weights.parent_path().string()));
   return store;
 }
 

@@ -139,7 +139,7 @@ GenerateResult Generator::generate_ids(std::vector<int> prompt, const GenerateOp
     b.mutable_span<uint32_t>()[1] = static_cast<uint32_t>(options.seed >> 32);
     return Buffer::from(platform_, b);
   };
-  auto token_of = [](const Buffer& b) { return b.to_host().span<int32_t>()[0]; };
+  auto token_of = [](const Buffer& b) { return b.to_host().to_vector<int32_t>()[0]; };
   const auto& eos = model_.config.eos_token_ids;
   auto is_eos = [&](int id) { return std::ranges::find(eos, id) != eos.end() || id == tokenizer_.eos_id(); };
 

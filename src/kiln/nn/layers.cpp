@@ -1,14 +1,32 @@
 #include "kiln/nn/layers.h"
 
+#include <fmt/format.h>
+
 namespace kiln::nn {
 namespace {
 
 // Statistics of narrow floats are computed in f32, as PyTorch does.
 DType compute_dtype(DType dtype) { return size_of(dtype) < 4 ? DType::f32 : dtype; }
 
+// "weight 'up.weight' {8,16} f32", or "weight {8,16} f32" when unnamed.
+std::string describe_weight(const Tensor& w) {
+  const std::string name = w.weight_name();
+  return fmt::format("weight{} {}", name.empty() ? "" : fmt::format(" '{}'", name), w.shape().to_string());
+}
+
 }  // namespace
 
 Tensor Linear::forward(const Tensor& x, std::string_view axis) const {
+  if (weight.rank() != 2) fail("[Linear] the {} must have two axes [out, in]", describe_weight(weight));
+  if (!x.shape().has_tag(axis)) fail("[Linear] the input {} has no axis tagged '{}'", x.shape().to_string(), axis);
+  if (x.dim(axis) != weight.dim(1))
+    fail("[Linear] the input's axis '{}' has {} but the {} takes {} (it is [out, in]): input {}", axis, x.dim(axis),
+         describe_weight(weight), weight.dim(1), x.shape().to_string());
+  if (x.dtype() != weight.dtype())
+    fail(
+        "[Linear] the input {} and the {} differ in dtype; convert the input (x.convert(DType::{})) or load the "
+        "weights as {}",
+        x.shape().to_string(), describe_weight(weight), name(weight.dtype()), name(x.dtype()));
   const Tensor w = weight.with_tags({"_out", axis});
   Tensor y = x.dot(w, axis).rename({{"_out", axis}});
   if (bias) y = y + bias->with_tags({axis});

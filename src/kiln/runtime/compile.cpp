@@ -2,8 +2,10 @@
 
 namespace kiln::detail {
 
-ExecutableCore make_core(const Platform& platform, ir::Graph graph, size_t weight_count) {
+ExecutableCore make_core(const Platform& platform, ir::Graph graph, size_t weight_count,
+                         std::vector<size_t> result_layout) {
   ExecutableCore core;
+  core.result_layout = std::move(result_layout);
   core.platform = platform;
   core.weight_count = weight_count;
   for (int32_t id : graph.parameters()) {

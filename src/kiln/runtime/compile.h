@@ -22,51 +22,11 @@
 namespace kiln {
 namespace detail {
 
-// The Buffer-side type of what a traced function returns.
-template <typename T>
-struct BufferType;
-template <>
-struct BufferType<Tensor> {
-  using type = Buffer;
-};
-template <>
-struct BufferType<std::vector<Tensor>> {
-  using type = std::vector<Buffer>;
-};
-template <typename... Ts>
-struct BufferType<std::tuple<Ts...>> {
-  using type = std::tuple<typename BufferType<Ts>::type...>;
-};
-template <>
-struct BufferType<std::pair<Tensor, Tensor>> {
-  using type = std::pair<Buffer, Buffer>;
-};
-template <template <typename> class S>
-requires boost::describe::has_describe_members<S<Tensor>>::value struct BufferType<S<Tensor>> {
-  using type = S<Buffer>;
-};
-
 template <typename>
 using AsTensor = Tensor;
 
-template <typename R>
-using BufferResult = typename BufferType<std::remove_cvref_t<R>>::type;
-
-ExecutableCore make_core(const Platform& platform, ir::Graph graph, size_t weight_count);
-
-// Traces `body(graph)` (which adds the weight parameters, then the argument
-// parameters, and returns the result) into a graph.
-template <typename Body>
-ir::Graph trace_body(Body&& body) {
-  ir::Graph graph;
-  TraceScope scope(graph);
-  auto result = body(graph);
-  std::vector<ir::Value> outputs;
-  collect(outputs, result);
-  graph.set_outputs(std::move(outputs));
-  ir::verify(graph);
-  return graph;
-}
+ExecutableCore make_core(const Platform& platform, ir::Graph graph, size_t weight_count,
+                         std::vector<size_t> result_layout);
 
 }  // namespace detail
 
@@ -81,33 +41,71 @@ requires(std::is_same_v<Shapes, Shape>&&...) &&
                                                                                     const Shapes&... shapes) {
   using R = std::invoke_result_t<F&, const Model&, detail::AsTensor<Shapes>...>;
   size_t weight_count = 0;
-  ir::Graph graph = detail::trace_body([&](ir::Graph& g) {
-    Model traced = model;
-    for_each_tensor(traced, "", [&](const std::string& name, Tensor& t) {
-      t = Tensor(&g, g.parameter(t.shape(), name));
-      ++weight_count;
-    });
-    int index = 0;
-    std::array<Tensor, sizeof...(Shapes)> arguments{
-        Tensor(&g, g.parameter(shapes, "argument " + std::to_string(index++)))...};
-    return std::apply([&](const auto&... a) { return std::invoke(fn, std::as_const(traced), a...); }, arguments);
-  });
-  return Executable<detail::BufferResult<R>>(detail::make_core(platform, std::move(graph), weight_count));
+  std::vector<size_t> layout;
+  ir::Graph graph = detail::trace_body(
+      [&](ir::Graph& g) {
+        Model traced = model;
+        for_each_tensor(traced, "", [&](const std::string& name, Tensor& t) {
+          t = Tensor(&g, g.parameter(t.shape(), name));
+          ++weight_count;
+        });
+        return std::apply([&](const auto&... a) { return std::invoke(fn, std::as_const(traced), a...); },
+                          detail::argument_parameters(g, shapes...));
+      },
+      layout);
+  return Executable<detail::BufferResult<R>>(
+      detail::make_core(platform, std::move(graph), weight_count, std::move(layout)));
 }
 
-// The same, populating the model from `store` first. Model is deduced from a
-// member function (&Model::forward) or given: compile<Model>(platform, fn, store, ...).
+// The same, populating the model from `store` first (under options.prefix,
+// or a prefix given as a string). Model is deduced from a member function
+// (&Model::forward) or given: compile<Model>(platform, fn, store, ...).
+template <typename Model, typename F, typename... Shapes>
+requires(std::is_same_v<Shapes, Shape>&&...) &&
+    std::is_invocable_v<F&, const Model&, detail::AsTensor<Shapes>...> auto compile(const Platform& platform, F&& fn,
+                                                                                    const io::BufferStore& store,
+                                                                                    const LoadOptions& options,
+                                                                                    const Shapes&... shapes) {
+  return compile(platform, std::forward<F>(fn), populate<Model>(store, options), shapes...);
+}
 template <typename Model, typename F, typename... Shapes>
 requires(std::is_same_v<Shapes, Shape>&&...) &&
     std::is_invocable_v<F&, const Model&, detail::AsTensor<Shapes>...> auto compile(const Platform& platform, F&& fn,
                                                                                     const io::BufferStore& store,
                                                                                     const Shapes&... shapes) {
-  return compile(platform, std::forward<F>(fn), populate<Model>(store), shapes...);
+  return compile<Model>(platform, std::forward<F>(fn), store, LoadOptions{}, shapes...);
+}
+template <typename Model, typename F, typename... Shapes>
+requires(std::is_same_v<Shapes, Shape>&&...) &&
+    std::is_invocable_v<F&, const Model&, detail::AsTensor<Shapes>...> auto compile(const Platform& platform, F&& fn,
+                                                                                    const io::BufferStore& store,
+                                                                                    const std::string& prefix,
+                                                                                    const Shapes&... shapes) {
+  return compile<Model>(platform, std::forward<F>(fn), store, LoadOptions{.prefix = prefix}, shapes...);
+}
+template <typename Model, typename R, typename... Args, typename... Shapes>
+requires(std::is_same_v<Shapes, Shape>&&...) auto compile(const Platform& platform, R (Model::*forward)(Args...) const,
+                                                          const io::BufferStore& store, const LoadOptions& options,
+                                                          const Shapes&... shapes) {
+  return compile(platform, forward, populate<Model>(store, options), shapes...);
 }
 template <typename Model, typename R, typename... Args, typename... Shapes>
 requires(std::is_same_v<Shapes, Shape>&&...) auto compile(const Platform& platform, R (Model::*forward)(Args...) const,
                                                           const io::BufferStore& store, const Shapes&... shapes) {
   return compile(platform, forward, populate<Model>(store), shapes...);
+}
+template <typename Model, typename R, typename... Args, typename... Shapes>
+requires(std::is_same_v<Shapes, Shape>&&...) auto compile(const Platform& platform, R (Model::*forward)(Args...) const,
+                                                          const io::BufferStore& store, const std::string& prefix,
+                                                          const Shapes&... shapes) {
+  return compile(platform, forward, populate<Model>(store, prefix), shapes...);
+}
+
+// A forward that is not const cannot be traced: tracing calls it on a const
+// model, as every call of the compiled executable leaves the model unchanged.
+template <typename Model, typename R, typename... Args, typename... Rest>
+auto compile(const Platform&, R (Model::*)(Args...), Rest&&...) {
+  static_assert(sizeof(Model) == 0, "kiln::compile: declare the model's forward const (Tensor forward(...) const)");
 }
 
 // Compiles a free function of Tensors; there are no weights to prepare.
@@ -115,22 +113,28 @@ template <typename F, typename... Shapes>
 requires(std::is_same_v<Shapes, Shape>&&...) auto compile_fn(const Platform& platform, F&& fn,
                                                              const Shapes&... shapes) {
   using R = std::invoke_result_t<F&, detail::AsTensor<Shapes>...>;
-  ir::Graph graph = trace(std::forward<F>(fn), shapes...);
-  return Executable<detail::BufferResult<R>>(detail::make_core(platform, std::move(graph), 0));
+  std::vector<size_t> layout;
+  ir::Graph graph = detail::trace_body(
+      [&](ir::Graph& g) { return std::apply(fn, detail::argument_parameters(g, shapes...)); }, layout);
+  return Executable<detail::BufferResult<R>>(detail::make_core(platform, std::move(graph), 0, std::move(layout)));
 }
 
 // The model's weights from `store` on `platform`, in compile() order. On host
 // platforms the buffers share the store's (mapped) memory.
 template <typename Model>
-Weights<Model> load(const Platform& platform, const io::BufferStore& store, const std::string& prefix = "") {
-  Model model = populate<Model>(store, prefix);
-  const io::BufferStore scoped = prefix.empty() ? store : store.view(prefix);
+Weights<Model> load(const Platform& platform, const io::BufferStore& store, const LoadOptions& options) {
+  Model model = populate<Model>(store, options);
+  const io::BufferStore scoped = options.prefix.empty() ? store : store.view(options.prefix);
   Weights<Model> weights;
   for_each_tensor(model, "", [&](const std::string& name, Tensor&) {
     weights.names.push_back(name);
     weights.buffers.push_back(Buffer::from(platform, scoped.get(name)));
   });
   return weights;
+}
+template <typename Model>
+Weights<Model> load(const Platform& platform, const io::BufferStore& store, const std::string& prefix = "") {
+  return load<Model>(platform, store, LoadOptions{.prefix = prefix});
 }
 
 // Releases the weights' memory (what remains is empty).

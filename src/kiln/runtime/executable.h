@@ -4,14 +4,8 @@
 // binds them once and returns an executable taking the remaining arguments
 // (partial application). Calls check each argument's dims and dtype against
 // the compiled ones and return the outputs as Buffers, mirroring what the
-// traced function returned: a Buffer, a std::tuple/std::pair of Buffers, a
-// std::vector<Buffer>, or Outputs<Buffer> for a function returning
-// Outputs<Tensor>, a struct template described inside its body:
-//
-//   template <typename T> struct Step {
-//     T logits, cache;
-//     BOOST_DESCRIBE_CLASS(Step, (), (logits, cache), (), ())
-//   };
+// traced function returned (runtime/results.h): a Buffer for a Tensor, and
+// any nesting of tuples, pairs, vectors, arrays and described structs.
 #include <boost/describe.hpp>
 #include <boost/mp11/algorithm.hpp>
 #include <span>
@@ -25,6 +19,7 @@
 #include "kiln/backend/backend.h"
 #include "kiln/frontend/callback.h"
 #include "kiln/runtime/buffer.h"
+#include "kiln/runtime/results.h"
 
 namespace kiln {
 
@@ -54,43 +49,10 @@ struct ExecutableCore {
   std::vector<Buffer> bound;                                 // the weights, once prepared
   std::shared_ptr<const backend::PreparedWeights> prepared;  // what the backend made of them
   ir::CallbackStates callbacks;                              // host callback states, by callback name
+  std::vector<size_t> result_layout;                         // vector lengths in the result (results.h)
 
   ExecutableCore bind(const std::vector<std::string>& names, const std::vector<Buffer>& weights) const;
   std::vector<Buffer> call(std::span<const Argument> arguments) const;
-};
-
-template <typename R>
-struct ResultTraits;
-template <>
-struct ResultTraits<Buffer> {
-  static Buffer make(std::vector<Buffer>& out) { return out.at(0); }
-};
-template <>
-struct ResultTraits<std::vector<Buffer>> {
-  static std::vector<Buffer> make(std::vector<Buffer>& out) { return out; }
-};
-template <typename... Bs>
-struct ResultTraits<std::tuple<Bs...>> {
-  static std::tuple<Bs...> make(std::vector<Buffer>& out) {
-    return [&]<size_t... I>(std::index_sequence<I...>) { return std::tuple<Bs...>{out.at(I)...}; }
-    (std::index_sequence_for<Bs...>{});
-  }
-};
-template <>
-struct ResultTraits<std::pair<Buffer, Buffer>> {
-  static std::pair<Buffer, Buffer> make(std::vector<Buffer>& out) { return {out.at(0), out.at(1)}; }
-};
-// Outputs<Buffer> for a struct template Outputs<T> whose fields are all T
-// and described with BOOST_DESCRIBE_CLASS: filled in field order.
-template <template <typename> class S>
-requires boost::describe::has_describe_members<S<Buffer>>::value struct ResultTraits<S<Buffer>> {
-  static S<Buffer> make(std::vector<Buffer>& out) {
-    S<Buffer> result{};
-    size_t next = 0;
-    using Members = boost::describe::describe_members<S<Buffer>, boost::describe::mod_public>;
-    boost::mp11::mp_for_each<Members>([&](auto member) { result.*member.pointer = out.at(next++); });
-    return result;
-  }
 };
 
 }  // namespace detail
@@ -118,7 +80,7 @@ class Executable {
   }
   Result call(std::span<const Argument> arguments) const {
     std::vector<Buffer> outputs = core_.call(arguments);
-    return detail::ResultTraits<Result>::make(outputs);
+    return detail::make_result<Result>(outputs, core_.result_layout);
   }
 
   // Attaches the state of host callback T (kiln::callback<T> in the traced
