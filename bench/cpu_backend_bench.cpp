@@ -639,10 +639,23 @@ int main(int argc, char** argv) {
   compile_time->add_flag("--run-step", run_step,
                          "then prepare and time a few decode steps (needs ~2x the weights' RAM)");
   compile_time->add_flag("--json", json, "print one JSON object");
+  int64_t bandwidth_mib = 1024;
+  CLI::App* bandwidth = app.add_subcommand("bandwidth", "the memory read bandwidth alone (median of --reps passes)");
+  add_reps(bandwidth, "passes over the buffer (default 10)");
+  bandwidth->add_option("--mib", bandwidth_mib, "buffer size in MiB (default 1024, far beyond the caches)");
   CLI11_PARSE(app, argc, argv);
 
   auto pick = [&](int fallback) { return reps > 0 ? reps : fallback; };
   try {
+    if (*bandwidth) {
+      const double gbs = read_bandwidth_gbs(static_cast<size_t>(bandwidth_mib) << 20, pick(10));
+      if (json)
+        fmt::print("{}\n", Json{{"read_bandwidth_gbs", gbs}, {"threads", omp_get_max_threads()}}.dump());
+      else
+        fmt::print("read bandwidth ({} MiB buffer, {} threads): {:.1f} GB/s (median)\n", bandwidth_mib,
+                   omp_get_max_threads(), gbs);
+      return 0;
+    }
     if (*compile_time) {
       const Json c = compile_decode(parse_dtype(dtype), run_step);
       if (json) {

@@ -18,6 +18,8 @@ void generate(const GenerateArgs& args) {
   if (!dtype || (*dtype != DType::f32 && *dtype != DType::bf16))
     fail("--dtype must be f32 or bf16, not '{}'", args.dtype);
 
+  if (args.threads < 0) fail("-t must be at least 1, got {}", args.threads);
+  if (args.threads > 0) set_cpu_threads(args.threads);
   if (args.quiet) setenv("KILN_QUIET", "1", 1);  // the kernel compiler's progress lines too
   auto progress = [&](const std::string& message) {
     if (!args.quiet) fmt::print(stderr, "[kiln] {}\n", message);

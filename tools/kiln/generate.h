@@ -14,6 +14,7 @@ struct GenerateArgs {
   double top_p = 0.9;
   uint64_t seed = 0;
   std::string dtype = "f32";
+  int threads = 0;  // 0: one per core
   bool json = false;
   bool quiet = false;  // no progress lines on stderr
 };

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "bench.h"
 #include "generate.h"
 #include "inspect.h"
 #include "kiln/core/error.h"
@@ -34,12 +35,32 @@ int main(int argc, char** argv) {
   generate->add_option("--dtype", gen.dtype, "compute dtype: f32 or bf16")->capture_default_str();
   generate->add_flag("--json", gen.json,
                      "print {\"prompt_tokens\":[...],\"tokens\":[...],\"text\":\"...\"} for scripts");
+  generate->add_option("-t,--threads", gen.threads, "CPU threads (default: one per core)");
   generate->add_flag("-q,--quiet", gen.quiet, "no progress lines on stderr");
+
+  kiln::tools::BenchArgs bench_args;
+  auto* bench = app.add_subcommand(
+      "bench", "Time prefill (ppN) and decode (tgN) of a LLaMA-layout model directory, as llama-bench does");
+  bench->add_option("-m,--model", bench_args.model, "model directory: config.json, *.safetensors, tokenizer.model")
+      ->required();
+  bench->add_option("-p,--n-prompt", bench_args.prompt, "prefill lengths, comma-separated (0 skips)")
+      ->delimiter(',')
+      ->capture_default_str();
+  bench->add_option("-n,--n-gen", bench_args.generate, "decode lengths, comma-separated (0 skips)")
+      ->delimiter(',')
+      ->capture_default_str();
+  bench->add_option("-t,--threads", bench_args.threads, "CPU threads (default: one per core)");
+  bench->add_option("-r,--repetitions", bench_args.repetitions, "timed runs per test, after one warm-up")
+      ->capture_default_str();
+  bench->add_option("--dtype", bench_args.dtype, "compute dtype: f32 or bf16 (default: the checkpoint's)");
+  bench->add_flag("--json", bench_args.json, "print the results as JSON");
+  bench->add_flag("-q,--quiet", bench_args.quiet, "no progress lines on stderr");
 
   CLI11_PARSE(app, argc, argv);
   try {
     if (*inspect) kiln::tools::inspect(inspect_path, inspect_json, std::cout);
     if (*generate) kiln::tools::generate(gen);
+    if (*bench) kiln::tools::bench(bench_args);
   } catch (const std::exception& e) {
     std::cout.flush();
     fmt::print(stderr, "kiln {}: error: {}\n", app.get_subcommands().front()->get_name(), e.what());

@@ -93,6 +93,55 @@ HostBuffer Generator::prompt_logits(const std::vector<int>& prompt) {
   return logits.to_host();
 }
 
+double Generator::time_prefill(int64_t tokens) {
+  if (tokens < 1 || tokens >= capacity_)
+    fail("bench: a prefill of {} tokens does not fit the model's context of {}", tokens, capacity_);
+  const Step& step = step_for(tokens);
+  const Shape cache = model_.cache_shape(1, capacity_, dtype_);
+  std::vector<int> ids(static_cast<size_t>(tokens));
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int>((i * 7919 + 1) % model_.config.vocab_size);
+  Buffer input = tokens_buffer(ids), k = Buffer::from(platform_, HostBuffer::allocate(cache)),
+         v = Buffer::from(platform_, HostBuffer::allocate(cache)),
+         position = Buffer::from(platform_, Shape(DType::i32), std::vector<int32_t>{0});
+  const auto start = Clock::now();
+  auto [logits, k1, v1] = step(input, donate(k), donate(v), position);
+  return seconds_since(start);
+}
+
+double Generator::time_decode(int64_t tokens) {
+  if (tokens < 1 || tokens >= capacity_)
+    fail("bench: {} decode steps do not fit the model's context of {}", tokens, capacity_);
+  const Step& step = step_for(1);
+  const Shape cache = model_.cache_shape(1, capacity_, dtype_);
+  Buffer k = Buffer::from(platform_, HostBuffer::allocate(cache)),
+         v = Buffer::from(platform_, HostBuffer::allocate(cache));
+  std::vector<Buffer> inputs, positions;
+  for (int64_t i = 0; i < tokens; ++i) {
+    inputs.push_back(tokens_buffer({static_cast<int>((i * 7919 + 1) % model_.config.vocab_size)}));
+    positions.push_back(Buffer::from(platform_, Shape(DType::i32), std::vector<int32_t>{static_cast<int32_t>(i)}));
+  }
+  const auto start = Clock::now();
+  for (int64_t i = 0; i < tokens; ++i) {
+    auto [logits, k1, v1] =
+        step(inputs[static_cast<size_t>(i)], donate(k), donate(v), positions[static_cast<size_t>(i)]);
+    k = k1;
+    v = v1;
+  }
+  return seconds_since(start);
+}
+
+int64_t Generator::weight_bytes() const {
+  int64_t bytes = 0;
+  for (const Buffer& w : weights_.buffers) bytes += w.shape().byte_size();
+  return bytes;
+}
+
+int64_t Generator::parameter_count() const {
+  int64_t count = 0;
+  for (const Buffer& w : weights_.buffers) count += w.shape().count();
+  return count;
+}
+
 GenerateResult Generator::generate(const std::string& prompt, const GenerateOptions& options,
                                    const std::function<void(const std::string&)>& on_text) {
   return generate_ids(tokenizer_.encode(prompt), options, on_text);

@@ -55,6 +55,16 @@ class Generator {
   // The logits {b=1, s, voc} (f32) of the whole prompt, for parity checks.
   HostBuffer prompt_logits(const std::vector<int>& prompt);
 
+  // Benchmarks in llama-bench's sense: the model's forward steps alone (no
+  // sampling, no tokenizer), on an empty KV cache. Seconds for one call of
+  // `tokens` tokens (prefill), or for `tokens` one-token calls at positions
+  // 0, 1, ... (decode). The steps are compiled before the clock starts.
+  double time_prefill(int64_t tokens);
+  double time_decode(int64_t tokens);
+  // Bytes of the weights as the executables read them.
+  int64_t weight_bytes() const;
+  int64_t parameter_count() const;
+
  private:
   using Step = Executable<std::tuple<Buffer, Buffer, Buffer>>;
   // The prepared executable for `tokens` new tokens per call (compiled once).

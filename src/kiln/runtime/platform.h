@@ -40,4 +40,10 @@ class Platform {
   std::vector<Device> devices_;
 };
 
+// The threads the CPU backends use, for every executable of the process:
+// one OpenMP pool shared by the generated kernels and oneDNN. The default is
+// one per core (or OMP_NUM_THREADS). Set it before the first call.
+void set_cpu_threads(int threads);
+int cpu_threads();
+
 }  // namespace kiln

@@ -12,6 +12,7 @@
 
 #include "kiln/backend/cpu/fusion.h"
 #include "kiln/backend/cpu/layout.h"
+#include "kiln/backend/cpu/matvec.h"
 #include "kiln/backend/cpu/memory_pool.h"
 #include "kiln/backend/cpu/prelude.h"
 #include "kiln/backend/cpu/program.h"
@@ -264,7 +265,8 @@ void Compilation::find_users() {
 }
 
 // The matmul for `dot` with its compute dtype chosen, or nullopt when oneDNN
-// does not compute it. A weight rhs (not batched) is packed at prepare.
+// does not compute it. A weight rhs (not batched) is packed at prepare,
+// unless the product is a matrix-vector one.
 std::optional<Compilation::PlannedMatmul> Compilation::planned_matmul(int32_t dot) const {
   const ir::Node& n = graph_.node(dot);
   auto shape = matmul_shape(graph_, n);
@@ -273,7 +275,9 @@ std::optional<Compilation::PlannedMatmul> Compilation::planned_matmul(int32_t do
   const bool is_weight = graph_.node(rhs.node).op == ir::Op::parameter &&
                          slots_[static_cast<size_t>(slot_of(rhs))].index < weight_count_ && shape->batch == 1;
   if (is_weight) shape->compute = compute_dtype(*shape);
-  return PlannedMatmul{*shape, is_weight};
+  // A decode-sized product streams the weights as stored (matvec.h); every
+  // other weight is re-laid out once for oneDNN.
+  return PlannedMatmul{*shape, is_weight && !is_matvec(*shape)};
 }
 
 // Epilogue fusion: a matmul whose only user is an elementwise group made of

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kiln/backend/cpu/matvec.h"
 #include "kiln/backend/cpu/onednn.h"
 #include "kiln/core/error.h"
 
@@ -149,6 +150,7 @@ struct Matmul::Impl {
   MatmulShape shape;
   bool packed = false;
   bool empty = false;                         // M, N or B is 0, or K is 0 (the result is the epilogue of zeros)
+  bool matvec = false;                        // one row against unpacked weights: matvec.h, not oneDNN
   bool widen_lhs = false;                     // bf16 operands computed in f32: the lhs is converted per call
   bool narrow_out = false;                    // f32 computed, bf16 stored: the result goes through f32 scratch
   size_t reserved_bytes = 0;                  // of f32_weight_bytes(), given back when the matmul goes
@@ -205,7 +207,8 @@ Matmul::Matmul(const MatmulShape& s, bool packed_weights) : impl_(std::make_uniq
   m.shape = s;
   m.packed = packed_weights;
   m.empty = s.batch == 0 || s.m == 0 || s.n == 0 || s.k == 0;
-  if (m.empty) return;
+  m.matvec = !m.empty && !packed_weights && is_matvec(s);
+  if (m.empty || m.matvec) return;
   using dims = dnnl::memory::dims;
   using tag = dnnl::memory::format_tag;
   // A size-1 dimension's stride is arbitrary in the IR; give it the value
@@ -294,11 +297,13 @@ Matmul::~Matmul() {
 
 const MatmulShape& Matmul::shape() const { return impl_->shape; }
 
-size_t Matmul::packed_bytes() const { return impl_->empty ? 0 : impl_->pd.weights_desc().get_size(); }
+size_t Matmul::packed_bytes() const {
+  return impl_->empty || impl_->matvec ? 0 : impl_->pd.weights_desc().get_size();
+}
 
 void Matmul::pack(const void* rhs, void* packed) const {
   Impl& m = *impl_;
-  if (m.empty) return;
+  if (m.empty || m.matvec) return;
   auto& d = onednn();
   dnnl::memory from(m.rhs_md, d.engine, const_cast<void*>(rhs));
   dnnl::memory to(m.pd.weights_desc(), d.engine, packed);
@@ -312,6 +317,10 @@ void Matmul::run(const void* lhs, const void* rhs, void* out, const void* const*
     if (!m.shape.epilogue.empty()) fail("[dot_general] a matmul with no elements to contract has no epilogue");
     const int64_t count = m.shape.batch * m.shape.m * m.shape.n;
     std::memset(out, 0, static_cast<size_t>(count) * size_of(m.shape.result));
+    return;
+  }
+  if (m.matvec) {
+    run_matvec(m.shape, lhs, rhs, out, extra);
     return;
   }
   auto& d = onednn();

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 
 #include "kiln/backend/reference/index_util.h"
 #include "kiln/backend/reference/interpreter.h"
@@ -94,6 +95,21 @@ CpuProgram::~CpuProgram() {
     fmt::print(stderr, "  {:5.1f}% {:8.3f} ms  step {:3} {}\n", 100 * step_seconds_[i] / total,
                1e3 * step_seconds_[i] / static_cast<double>(calls_), i, steps_[i].what);
   }
+  // The same time by the op that leads each step ("[dot_general] ...").
+  std::map<std::string, std::pair<double, int>> by_op;
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    const std::string& what = steps_[i].what;
+    const size_t close = what.find(']');
+    auto& [seconds, count] = by_op[close == std::string::npos ? what : what.substr(0, close + 1)];
+    seconds += step_seconds_[i];
+    ++count;
+  }
+  std::vector<std::pair<std::string, std::pair<double, int>>> ops(by_op.begin(), by_op.end());
+  std::sort(ops.begin(), ops.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  fmt::print(stderr, "kiln profile by op:\n");
+  for (const auto& [op, entry] : ops)
+    fmt::print(stderr, "  {:5.1f}% {:8.3f} ms  {:4} steps  {}\n", 100 * entry.first / total,
+               1e3 * entry.first / static_cast<double>(calls_), entry.second, op);
 }
 
 std::shared_ptr<const backend::PreparedWeights> CpuProgram::prepare(std::span<const HostBuffer> weights) const {

@@ -1,0 +1,285 @@
+#include "kiln/backend/cpu/matvec.h"
+
+// GCC 12's AVX-512 headers start some intrinsics from _mm512_undefined_*()
+// values and then warn about them at -O2.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kiln/core/dtype.h"
+#include "kiln/core/error.h"
+
+namespace kiln::cpu {
+namespace {
+
+// Rows computed together: their dot products share each load of x.
+constexpr int64_t kRowBlock = 4;
+
+float bf16_bits_to_f32(uint16_t bits) {
+  const uint32_t wide = static_cast<uint32_t>(bits) << 16;
+  float f;
+  std::memcpy(&f, &wide, sizeof f);
+  return f;
+}
+
+// --- the dot products of rows [n0, n1) with x, into y (f32) ----------------
+
+void rows_f32_scalar(const float* x, const float* w, int64_t stride, int64_t k, int64_t n0, int64_t n1, float* y) {
+  for (int64_t n = n0; n < n1; ++n) {
+    const float* row = w + n * stride;
+    float sum = 0;
+    for (int64_t i = 0; i < k; ++i) sum += x[i] * row[i];
+    y[n] = sum;
+  }
+}
+
+void rows_bf16_scalar(const uint16_t* x, const uint16_t* w, int64_t stride, int64_t k, int64_t n0, int64_t n1,
+                      float* y) {
+  for (int64_t n = n0; n < n1; ++n) {
+    const uint16_t* row = w + n * stride;
+    float sum = 0;
+    for (int64_t i = 0; i < k; ++i) sum += bf16_bits_to_f32(x[i]) * bf16_bits_to_f32(row[i]);
+    y[n] = sum;
+  }
+}
+
+#define KILN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+#define KILN_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+KILN_AVX512 void rows_f32_avx512(const float* x, const float* w, int64_t stride, int64_t k, int64_t n0, int64_t n1,
+                                 float* y) {
+  const int64_t body = k / 16 * 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (k - body)) - 1);
+  int64_t n = n0;
+  for (; n + kRowBlock <= n1; n += kRowBlock) {
+    const float* r0 = w + n * stride;
+    const float *r1 = r0 + stride, *r2 = r1 + stride, *r3 = r2 + stride;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t i = 0; i < body; i += 16) {
+      const __m512 xv = _mm512_loadu_ps(x + i);
+      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(r0 + i), xv, a0);
+      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(r1 + i), xv, a1);
+      a2 = _mm512_fmadd_ps(_mm512_loadu_ps(r2 + i), xv, a2);
+      a3 = _mm512_fmadd_ps(_mm512_loadu_ps(r3 + i), xv, a3);
+    }
+    if (tail != 0) {
+      const __m512 xv = _mm512_maskz_loadu_ps(tail, x + body);
+      a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, r0 + body), xv, a0);
+      a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, r1 + body), xv, a1);
+      a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, r2 + body), xv, a2);
+      a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, r3 + body), xv, a3);
+    }
+    y[n] = _mm512_reduce_add_ps(a0);
+    y[n + 1] = _mm512_reduce_add_ps(a1);
+    y[n + 2] = _mm512_reduce_add_ps(a2);
+    y[n + 3] = _mm512_reduce_add_ps(a3);
+  }
+  rows_f32_scalar(x, w, stride, k, n, n1, y);
+}
+
+// bf16 without avx512_bf16: widen 16 elements at a time (a bf16 is the top
+// half of an f32) against x already widened to f32.
+// (Lambdas do not inherit a function's target, so the loads are functions.)
+KILN_AVX512 inline __m512 load_widened(const uint16_t* p) {
+  const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+}
+KILN_AVX512 inline __m512 load_widened(__mmask16 mask, const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, p)), 16));
+}
+KILN_AVX512_BF16 inline __m512bh load_bf16(const uint16_t* p) { return (__m512bh)_mm512_loadu_si512(p); }
+KILN_AVX512_BF16 inline __m512bh load_bf16(__mmask32 mask, const uint16_t* p) {
+  return (__m512bh)_mm512_maskz_loadu_epi16(mask, p);
+}
+
+KILN_AVX512 void rows_bf16_avx512(const float* x, const uint16_t* w, int64_t stride, int64_t k, int64_t n0, int64_t n1,
+                                  float* y) {
+  const int64_t body = k / 16 * 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (k - body)) - 1);
+  int64_t n = n0;
+  for (; n + kRowBlock <= n1; n += kRowBlock) {
+    const uint16_t* r0 = w + n * stride;
+    const uint16_t *r1 = r0 + stride, *r2 = r1 + stride, *r3 = r2 + stride;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t i = 0; i < body; i += 16) {
+      const __m512 xv = _mm512_loadu_ps(x + i);
+      a0 = _mm512_fmadd_ps(load_widened(r0 + i), xv, a0);
+      a1 = _mm512_fmadd_ps(load_widened(r1 + i), xv, a1);
+      a2 = _mm512_fmadd_ps(load_widened(r2 + i), xv, a2);
+      a3 = _mm512_fmadd_ps(load_widened(r3 + i), xv, a3);
+    }
+    if (tail != 0) {
+      const __m512 xv = _mm512_maskz_loadu_ps(tail, x + body);
+      a0 = _mm512_fmadd_ps(load_widened(tail, r0 + body), xv, a0);
+      a1 = _mm512_fmadd_ps(load_widened(tail, r1 + body), xv, a1);
+      a2 = _mm512_fmadd_ps(load_widened(tail, r2 + body), xv, a2);
+      a3 = _mm512_fmadd_ps(load_widened(tail, r3 + body), xv, a3);
+    }
+    y[n] = _mm512_reduce_add_ps(a0);
+    y[n + 1] = _mm512_reduce_add_ps(a1);
+    y[n + 2] = _mm512_reduce_add_ps(a2);
+    y[n + 3] = _mm512_reduce_add_ps(a3);
+  }
+  for (; n < n1; ++n) {
+    const uint16_t* row = w + n * stride;
+    float sum = 0;
+    for (int64_t i = 0; i < k; ++i) sum += x[i] * bf16_bits_to_f32(row[i]);
+    y[n] = sum;
+  }
+}
+
+// bf16 with avx512_bf16: vdpbf16ps multiplies 32 pairs (exactly, in f32)
+// and adds them pairwise into 16 f32 lanes.
+KILN_AVX512_BF16 void rows_bf16_dp(const uint16_t* x, const uint16_t* w, int64_t stride, int64_t k, int64_t n0,
+                                   int64_t n1, float* y) {
+  const int64_t body = k / 32 * 32;
+  const __mmask32 tail = static_cast<__mmask32>((uint64_t{1} << (k - body)) - 1);
+  int64_t n = n0;
+  for (; n + kRowBlock <= n1; n += kRowBlock) {
+    const uint16_t* r0 = w + n * stride;
+    const uint16_t *r1 = r0 + stride, *r2 = r1 + stride, *r3 = r2 + stride;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t i = 0; i < body; i += 32) {
+      const __m512bh xv = load_bf16(x + i);
+      a0 = _mm512_dpbf16_ps(a0, load_bf16(r0 + i), xv);
+      a1 = _mm512_dpbf16_ps(a1, load_bf16(r1 + i), xv);
+      a2 = _mm512_dpbf16_ps(a2, load_bf16(r2 + i), xv);
+      a3 = _mm512_dpbf16_ps(a3, load_bf16(r3 + i), xv);
+    }
+    if (tail != 0) {
+      const __m512bh xv = load_bf16(tail, x + body);
+      a0 = _mm512_dpbf16_ps(a0, load_bf16(tail, r0 + body), xv);
+      a1 = _mm512_dpbf16_ps(a1, load_bf16(tail, r1 + body), xv);
+      a2 = _mm512_dpbf16_ps(a2, load_bf16(tail, r2 + body), xv);
+      a3 = _mm512_dpbf16_ps(a3, load_bf16(tail, r3 + body), xv);
+    }
+    y[n] = _mm512_reduce_add_ps(a0);
+    y[n + 1] = _mm512_reduce_add_ps(a1);
+    y[n + 2] = _mm512_reduce_add_ps(a2);
+    y[n + 3] = _mm512_reduce_add_ps(a3);
+  }
+  rows_bf16_scalar(x, w, stride, k, n, n1, y);
+}
+
+using Isa = MatvecIsa;
+
+// --- the epilogue, in f32, then the store ----------------------------------
+
+float load_as_f32(const void* p, int64_t i, DType dtype) {
+  return dtype == DType::bf16 ? bf16_bits_to_f32(static_cast<const uint16_t*>(p)[i]) : static_cast<const float*>(p)[i];
+}
+
+float apply_epilogue(float v, int64_t n, const std::vector<PostOp>& epilogue, const void* const* extra) {
+  size_t next = 0;
+  for (const PostOp& op : epilogue) {
+    switch (op.kind) {
+      case PostOp::Kind::add:
+        v += load_as_f32(extra[next++], n, op.dtype);
+        break;
+      case PostOp::Kind::sub:
+        v -= load_as_f32(extra[next++], n, op.dtype);
+        break;
+      case PostOp::Kind::mul:
+        v *= load_as_f32(extra[next++], n, op.dtype);
+        break;
+      case PostOp::Kind::swish:
+        v = v / (1.0f + std::exp(-v));
+        break;
+      case PostOp::Kind::logistic:
+        v = 1.0f / (1.0f + std::exp(-v));
+        break;
+      case PostOp::Kind::tanh:
+        v = std::tanh(v);
+        break;
+      case PostOp::Kind::relu:
+        v = std::max(v, 0.0f);
+        break;
+    }
+  }
+  return v;
+}
+
+}  // namespace
+
+MatvecIsa best_matvec_isa() {
+  static const Isa isa = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+      return __builtin_cpu_supports("avx512bf16") ? Isa::avx512_bf16 : Isa::avx512;
+    return Isa::scalar;
+  }();
+  return isa;
+}
+
+bool is_matvec(const MatmulShape& s) {
+  const bool dtypes = (s.operand == DType::f32 || s.operand == DType::bf16) && s.compute == s.operand &&
+                      (s.result == DType::f32 || s.result == DType::bf16);
+  return dtypes && s.batch == 1 && s.m == 1 && s.k >= 1 && s.n >= 1 && (s.k == 1 || s.lhs_strides[2] == 1) &&
+         (s.k == 1 || s.rhs_strides[1] == 1) && s.rhs_strides[2] >= s.k;
+}
+
+void run_matvec(const MatmulShape& s, const void* lhs, const void* rhs, void* out, const void* const* extra,
+                MatvecIsa isa) {
+  if (isa > best_matvec_isa()) fail("[dot_general] this CPU cannot run the matrix-vector kernel asked for");
+  const int64_t k = s.k, n_total = s.n, stride = s.rhs_strides[2];
+  // f32 sums land here first (the epilogue and a bf16 store read them).
+  thread_local std::vector<float> sums;
+  thread_local std::vector<float> wide_x;
+  float* y = s.result == DType::f32 && s.epilogue.empty() ? static_cast<float*>(out) : nullptr;
+  if (y == nullptr) {
+    if (sums.size() < static_cast<size_t>(n_total)) sums.resize(static_cast<size_t>(n_total));
+    y = sums.data();
+  }
+  const bool widen_x = s.operand == DType::bf16 && isa == Isa::avx512;
+  if (widen_x) {
+    if (wide_x.size() < static_cast<size_t>(k)) wide_x.resize(static_cast<size_t>(k));
+    const auto* x = static_cast<const uint16_t*>(lhs);
+    for (int64_t i = 0; i < k; ++i) wide_x[static_cast<size_t>(i)] = bf16_bits_to_f32(x[i]);
+  }
+  const float* x_f32 = widen_x ? wide_x.data() : nullptr;
+
+  // Each thread takes a contiguous run of whole row blocks: it streams its
+  // rows once, and the output it writes is its own.
+  const int64_t blocks = (n_total + kRowBlock - 1) / kRowBlock;
+#pragma omp parallel
+  {
+    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t n0 = std::min(n_total, blocks * t / threads * kRowBlock);
+    const int64_t n1 = std::min(n_total, blocks * (t + 1) / threads * kRowBlock);
+    if (n0 < n1) {
+      if (s.operand == DType::f32) {
+        const auto* x = static_cast<const float*>(lhs);
+        const auto* w = static_cast<const float*>(rhs);
+        if (isa == Isa::scalar)
+          rows_f32_scalar(x, w, stride, k, n0, n1, y);
+        else
+          rows_f32_avx512(x, w, stride, k, n0, n1, y);
+      } else {
+        const auto* x = static_cast<const uint16_t*>(lhs);
+        const auto* w = static_cast<const uint16_t*>(rhs);
+        if (isa == Isa::avx512_bf16)
+          rows_bf16_dp(x, w, stride, k, n0, n1, y);
+        else if (isa == Isa::avx512)
+          rows_bf16_avx512(x_f32, w, stride, k, n0, n1, y);
+        else
+          rows_bf16_scalar(x, w, stride, k, n0, n1, y);
+      }
+      if (y != out) {
+        for (int64_t n = n0; n < n1; ++n) {
+          const float v = apply_epilogue(y[n], n, s.epilogue, extra);
+          if (s.result == DType::f32)
+            static_cast<float*>(out)[n] = v;
+          else
+            static_cast<uint16_t*>(out)[n] = f32_to_bf16(v);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace kiln::cpu

@@ -1,0 +1,181 @@
+// The decode matrix-vector kernels (backend/cpu/matvec.h), each instruction
+// set this CPU runs, against sums in double precision of the same products:
+// f32 and bf16 weights, K with and without a vector tail, N not a multiple
+// of the row block, rows with padding, every epilogue, f32 and bf16 results.
+// The whole program path (a decode-shaped dot with a residual add and SwiGLU
+// through compile) is checked against the reference interpreter too.
+#include "kiln/backend/cpu/matvec.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "kiln/core/dtype.h"
+#include "kiln/frontend/trace.h"
+#include "kiln/runtime/compile.h"
+#include "support/compare.h"
+
+namespace kiln::cpu {
+namespace {
+
+struct Case {
+  int64_t k, n, stride;
+  DType dtype, result;
+  std::vector<PostOp> epilogue;
+};
+
+double load(const std::vector<uint16_t>& bf16, const std::vector<float>& f32, DType dtype, int64_t i) {
+  return dtype == DType::bf16 ? bf16_to_f32(bf16[static_cast<size_t>(i)]) : f32[static_cast<size_t>(i)];
+}
+
+void check(const Case& c, MatvecIsa isa) {
+  std::mt19937 rng(static_cast<uint32_t>(c.k * 131 + c.n));
+  std::normal_distribution<float> normal;
+  const auto elements = static_cast<size_t>(c.n * c.stride);
+  std::vector<float> x32(static_cast<size_t>(c.k)), w32(elements);
+  std::vector<uint16_t> x16(x32.size()), w16(elements);
+  for (size_t i = 0; i < x32.size(); ++i) x16[i] = f32_to_bf16(x32[i] = normal(rng));
+  for (size_t i = 0; i < elements; ++i) w16[i] = f32_to_bf16(w32[i] = normal(rng));
+  // Extra inputs of the binary post-ops: f32, one per output.
+  std::vector<std::vector<float>> extras;
+  std::vector<const void*> extra_ptrs;
+  for (const PostOp& op : c.epilogue)
+    if (op.binary()) {
+      extras.emplace_back(static_cast<size_t>(c.n));
+      for (float& v : extras.back()) v = normal(rng);
+    }
+  for (const auto& e : extras) extra_ptrs.push_back(e.data());
+
+  MatmulShape s;
+  s.m = 1, s.n = c.n, s.k = c.k;
+  s.lhs_strides = {c.k, c.k, 1};
+  s.rhs_strides = {c.n * c.stride, 1, c.stride};
+  s.operand = s.compute = c.dtype;
+  s.result = c.result;
+  s.epilogue = c.epilogue;
+  ASSERT_TRUE(is_matvec(s));
+  std::vector<float> out32(static_cast<size_t>(c.n));
+  std::vector<uint16_t> out16(static_cast<size_t>(c.n));
+  const bool bf16 = c.dtype == DType::bf16;
+  run_matvec(s, bf16 ? static_cast<const void*>(x16.data()) : x32.data(),
+             bf16 ? static_cast<const void*>(w16.data()) : w32.data(),
+             c.result == DType::bf16 ? static_cast<void*>(out16.data()) : out32.data(), extra_ptrs.data(), isa);
+
+  for (int64_t n = 0; n < c.n; ++n) {
+    double sum = 0, magnitude = 0;
+    for (int64_t i = 0; i < c.k; ++i) {
+      const double p = load(x16, x32, c.dtype, i) * load(w16, w32, c.dtype, n * c.stride + i);
+      sum += p;
+      magnitude += std::abs(p);
+    }
+    double v = sum, slack = magnitude * static_cast<double>(c.k) * 0x1p-24;  // f32 summation, any order
+    size_t e = 0;
+    for (const PostOp& op : c.epilogue) {
+      const double y = op.binary() ? extras[e++][static_cast<size_t>(n)] : 0;
+      switch (op.kind) {
+        case PostOp::Kind::add:
+          v += y;
+          break;
+        case PostOp::Kind::sub:
+          v -= y;
+          break;
+        case PostOp::Kind::mul:
+          v *= y, slack *= std::abs(y);
+          break;
+        case PostOp::Kind::swish:
+          v = v / (1 + std::exp(-v));
+          slack *= 1.1;
+          break;
+        case PostOp::Kind::logistic:
+          v = 1 / (1 + std::exp(-v));
+          break;
+        case PostOp::Kind::tanh:
+          v = std::tanh(v);
+          break;
+        case PostOp::Kind::relu:
+          v = std::max(v, 0.0);
+          break;
+      }
+    }
+    const double got =
+        c.result == DType::bf16 ? bf16_to_f32(out16[static_cast<size_t>(n)]) : out32[static_cast<size_t>(n)];
+    const double tolerance = slack + 1e-6 + (c.result == DType::bf16 ? std::abs(v) * 0x1p-8 : std::abs(v) * 1e-6);
+    ASSERT_NEAR(got, v, tolerance) << "row " << n << " of k=" << c.k << " n=" << c.n << " isa "
+                                   << static_cast<int>(isa);
+  }
+}
+
+TEST(Matvec, EveryKernelMatchesDoublePrecisionSums) {
+  using K = PostOp::Kind;
+  const std::vector<Case> cases = {
+      {64, 16, 64, DType::f32, DType::f32, {}},
+      {37, 13, 37, DType::f32, DType::f32, {}},   // vector tail, row remainder
+      {100, 9, 128, DType::f32, DType::f32, {}},  // padded rows
+      {64, 16, 64, DType::bf16, DType::bf16, {}},
+      {1000, 23, 1000, DType::bf16, DType::f32, {}},
+      {33, 7, 40, DType::bf16, DType::bf16, {{K::add, DType::f32}}},
+      {96, 12, 96, DType::bf16, DType::bf16, {{K::swish}, {K::mul, DType::f32}}},  // SwiGLU
+      {50, 5, 50, DType::f32, DType::f32, {{K::sub, DType::f32}, {K::tanh}, {K::relu}, {K::logistic}}},
+  };
+  for (MatvecIsa isa : {MatvecIsa::scalar, MatvecIsa::avx512, MatvecIsa::avx512_bf16}) {
+    if (isa > best_matvec_isa()) continue;
+    for (const Case& c : cases) check(c, isa);
+  }
+}
+
+TEST(Matvec, NotForBatchesOrPackedLayouts) {
+  MatmulShape s;
+  s.m = 1, s.n = 8, s.k = 16;
+  s.lhs_strides = {16, 16, 1};
+  s.rhs_strides = {128, 1, 16};
+  EXPECT_TRUE(is_matvec(s));
+  MatmulShape two_rows = s;
+  two_rows.m = 2;
+  EXPECT_FALSE(is_matvec(two_rows));
+  MatmulShape k_strided = s;
+  k_strided.rhs_strides = {128, 8, 1};  // [K, N] row-major: N is contiguous, not K
+  EXPECT_FALSE(is_matvec(k_strided));
+  MatmulShape widened = s;
+  widened.operand = DType::bf16;  // computed in f32: oneDNN's packed path
+  EXPECT_FALSE(is_matvec(widened));
+}
+
+// A decode step's shape through compile: x{d} . W{out, d} + residual, and
+// SwiGLU's gate/up pair, on the cpu backend against the reference.
+TEST(Matvec, DecodeShapedDotsThroughCompile) {
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    const Shape x({{"b", 1}, {"s", 1}, {"d", 70}}, dtype), w({{"o", 45}, {"d", 70}}, dtype),
+        r({{"b", 1}, {"s", 1}, {"o", 45}}, dtype);
+    auto fn = [](Tensor a, Tensor gate, Tensor up, Tensor residual) {
+      return (a.dot(gate, "d").silu() * a.dot(up, "d")) + residual;
+    };
+    const auto cpu = compile_fn(Platform::cpu(), fn, x, w, w, r);
+    const auto reference = compile_fn(Platform::reference(), fn, x, w, w, r);
+    std::vector<Buffer> cpu_args, reference_args;
+    std::mt19937 rng(7);
+    std::normal_distribution<float> normal;
+    for (const Shape& shape : {x, w, w, r}) {
+      HostBuffer h = HostBuffer::allocate(shape.with_dtype(DType::f32));
+      for (float& v : h.mutable_span<float>()) v = normal(rng);
+      HostBuffer typed = dtype == DType::f32 ? h : HostBuffer::allocate(shape);
+      if (dtype == DType::bf16) {
+        auto dst = typed.mutable_span<uint16_t>();
+        auto src = h.span<float>();
+        for (size_t i = 0; i < dst.size(); ++i) dst[i] = f32_to_bf16(src[i]);
+      }
+      cpu_args.push_back(Buffer::from(Platform::cpu(), typed));
+      reference_args.push_back(Buffer::from(Platform::reference(), typed));
+    }
+    const HostBuffer got = cpu(cpu_args[0], cpu_args[1], cpu_args[2], cpu_args[3]).to_host();
+    const HostBuffer want =
+        reference(reference_args[0], reference_args[1], reference_args[2], reference_args[3]).to_host();
+    // bf16: the epilogue rounds once where the reference rounds each op.
+    const testing::Tolerance tolerance =
+        dtype == DType::bf16 ? testing::Tolerance{0.05, 0.1} : testing::Tolerance{1e-4, 1e-4};
+    EXPECT_TRUE(testing::all_close(got, want, tolerance, std::string(name(dtype))));
+  }
+}
+
+}  // namespace
+}  // namespace kiln::cpu
