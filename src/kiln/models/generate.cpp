@@ -67,14 +67,36 @@ Generator::Generator(const Platform& platform, const std::filesystem::path& mode
                   name(dtype), load_seconds_));
 }
 
-const Generator::Step& Generator::step_for(int64_t tokens) {
-  if (auto it = steps_.find(tokens); it != steps_.end()) return it->second;
+const Generator::Step& Generator::step_for(int64_t tokens, int64_t window) {
+  if (auto it = steps_.find({tokens, window}); it != steps_.end()) return it->second;
   const auto start = Clock::now();
   const Shape cache = model_.cache_shape(1, capacity_, dtype_);
-  auto exe = compile(platform_, &llama::CausalLM::forward, model_, Shape({{"b", 1}, {"s", tokens}}, DType::i32), cache,
+  llama::CausalLM model = model_;
+  model.attention_window = window;
+  auto exe = compile(platform_, &llama::CausalLM::forward, model, Shape({{"b", 1}, {"s", tokens}}, DType::i32), cache,
                      cache, Shape(DType::i32));
-  if (progress_) progress_(fmt::format("compiled the {}-token step in {:.2f} s", tokens, seconds_since(start)));
-  return steps_.emplace(tokens, exe.prepare(weights_)).first->second;
+  if (progress_)
+    progress_(fmt::format("compiled the {}-token step (attending over {} positions) in {:.2f} s", tokens, window,
+                          seconds_since(start)));
+  return steps_.emplace(std::pair{tokens, window}, exe.prepare(weights_)).first->second;
+}
+
+int64_t Generator::window_for(int64_t end) const {
+  int64_t window = std::min<int64_t>(256, capacity_);
+  while (window < end) window = std::min(window * 2, capacity_);
+  return window;
+}
+
+const Executable<Buffer>& Generator::sampler_for(const nn::SamplingOptions& sampling) {
+  const auto key = std::tuple{sampling.temperature, sampling.top_k, sampling.top_p};
+  if (auto it = samplers_.find(key); it != samplers_.end()) return it->second;
+  auto sampler = compile_fn(
+      platform_,
+      [&](Tensor logits, Tensor rng_key) {
+        return nn::sample(logits.squeeze("s"), rng_key, sampling).convert(DType::i32);
+      },
+      Shape({{"b", 1}, {"s", 1}, {"voc", model_.config.vocab_size}}), Shape({2}, DType::u32));
+  return samplers_.emplace(key, std::move(sampler)).first->second;
 }
 
 Buffer Generator::tokens_buffer(const std::vector<int>& ids) const {
@@ -84,7 +106,8 @@ Buffer Generator::tokens_buffer(const std::vector<int>& ids) const {
 }
 
 HostBuffer Generator::prompt_logits(const std::vector<int>& prompt) {
-  const Step& step = step_for(static_cast<int64_t>(prompt.size()));
+  const auto length = static_cast<int64_t>(prompt.size());
+  const Step& step = step_for(length, window_for(length));
   const Shape cache = model_.cache_shape(1, capacity_, dtype_);
   HostBuffer zero = HostBuffer::allocate(Shape(DType::i32));
   auto [logits, k, v] =
@@ -96,7 +119,7 @@ HostBuffer Generator::prompt_logits(const std::vector<int>& prompt) {
 double Generator::time_prefill(int64_t tokens) {
   if (tokens < 1 || tokens >= capacity_)
     fail("bench: a prefill of {} tokens does not fit the model's context of {}", tokens, capacity_);
-  const Step& step = step_for(tokens);
+  const Step& step = step_for(tokens, window_for(tokens));
   const Shape cache = model_.cache_shape(1, capacity_, dtype_);
   std::vector<int> ids(static_cast<size_t>(tokens));
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int>((i * 7919 + 1) % model_.config.vocab_size);
@@ -111,7 +134,7 @@ double Generator::time_prefill(int64_t tokens) {
 double Generator::time_decode(int64_t tokens) {
   if (tokens < 1 || tokens >= capacity_)
     fail("bench: {} decode steps do not fit the model's context of {}", tokens, capacity_);
-  const Step& step = step_for(1);
+  for (int64_t end = 1; end <= tokens; end = window_for(end) + 1) step_for(1, window_for(end));
   const Shape cache = model_.cache_shape(1, capacity_, dtype_);
   Buffer k = Buffer::from(platform_, HostBuffer::allocate(cache)),
          v = Buffer::from(platform_, HostBuffer::allocate(cache));
@@ -122,6 +145,7 @@ double Generator::time_decode(int64_t tokens) {
   }
   const auto start = Clock::now();
   for (int64_t i = 0; i < tokens; ++i) {
+    const Step& step = step_for(1, window_for(i + 1));
     auto [logits, k1, v1] =
         step(inputs[static_cast<size_t>(i)], donate(k), donate(v), positions[static_cast<size_t>(i)]);
     k = k1;
@@ -159,21 +183,7 @@ GenerateResult Generator::generate_ids(std::vector<int> prompt, const GenerateOp
       fail("generate: token id {} is outside the vocabulary of {}", id, model_.config.vocab_size);
   const int64_t new_tokens = std::min(options.max_new_tokens, capacity_ - prompt_length);
 
-  const Step& prefill = step_for(prompt_length);
-  const Step& decode = step_for(1);
-  const int64_t voc = model_.config.vocab_size;
-  auto compile_sampler = [&](int64_t s) {
-    return compile_fn(
-        platform_,
-        [&](Tensor logits, Tensor key) {
-          const Tensor last = logits.slice("s", s - 1, s).squeeze("s");
-          return nn::sample(last, key, options.sampling).convert(DType::i32);
-        },
-        Shape({{"b", 1}, {"s", s}, {"voc", voc}}), Shape({2}, DType::u32));
-  };
-  auto sample_prefill = compile_sampler(prompt_length);
-  auto sample_decode = compile_sampler(1);
-
+  const Executable<Buffer>& sample = sampler_for(options.sampling);
   const Shape cache_shape = model_.cache_shape(1, capacity_, dtype_);
   Buffer cache_k = Buffer::from(platform_, HostBuffer::allocate(cache_shape));
   Buffer cache_v = Buffer::from(platform_, HostBuffer::allocate(cache_shape));
@@ -207,21 +217,46 @@ GenerateResult Generator::generate_ids(std::vector<int> prompt, const GenerateOp
     printed = text;
   };
 
+  // Runs `ids` at `position` through the step of their length and returns
+  // the last position's logits {b=1, s=1, voc}.
+  auto run = [&](const std::vector<int>& ids, int64_t position) {
+    const auto count = static_cast<int64_t>(ids.size());
+    const Step& step = step_for(count, window_for(position + count));
+    auto [logits, k, v] =
+        step(tokens_buffer(ids), donate(cache_k), donate(cache_v), scalar(static_cast<int32_t>(position)));
+    cache_k = k;
+    cache_v = v;
+    return count == 1 ? logits : Buffer::from(platform_, logits.to_host().slice(1, count - 1, count));
+  };
+
+  // The prompt in chunks of the compiled sizes, largest first; every step
+  // the generation can need is compiled before the clock starts.
+  std::vector<int64_t> chunks;
+  for (int64_t done = 0; done < prompt_length; done += chunks.back()) {
+    chunks.push_back(1);
+    for (int64_t size : {512, 128, 32, 8})
+      if (prompt_length - done >= size) {
+        chunks.back() = size;
+        break;
+      }
+    step_for(chunks.back(), window_for(done + chunks.back()));
+  }
+  for (int64_t end = prompt_length + 1; end <= prompt_length + new_tokens; end = window_for(end) + 1)
+    step_for(1, window_for(end));
+
   auto start = Clock::now();
-  auto [logits, k1, v1] = prefill(tokens_buffer(prompt), donate(cache_k), donate(cache_v), scalar(0));
-  int token = token_of(sample_prefill(logits, key(0)));
+  Buffer last_logits;
+  for (int64_t done = 0; const int64_t chunk : chunks) {
+    last_logits = run(std::vector<int>(prompt.begin() + done, prompt.begin() + done + chunk), done);
+    done += chunk;
+  }
+  int token = token_of(sample(last_logits, key(0)));
   result.prefill_seconds = seconds_since(start);
-  cache_k = k1;
-  cache_v = v1;
   emit(token);
   start = Clock::now();
   for (int64_t step = 1; step < new_tokens; ++step) {
     if (options.stop_at_eos && is_eos(token)) break;
-    const auto position = static_cast<int32_t>(prompt_length + step - 1);
-    auto [next_logits, k, v] = decode(tokens_buffer({token}), donate(cache_k), donate(cache_v), scalar(position));
-    cache_k = k;
-    cache_v = v;
-    token = token_of(sample_decode(next_logits, key(step)));
+    token = token_of(sample(run({token}, prompt_length + step - 1), key(step)));
     emit(token);
   }
   result.decode_seconds = seconds_since(start);

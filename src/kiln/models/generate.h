@@ -1,8 +1,12 @@
 #pragma once
 // Text generation with a LLaMA-layout model directory (config.json,
-// *.safetensors, tokenizer.model): a compiled prefill executable for the
-// prompt and a compiled one-token decode executable share a KV cache that is
-// donated to every call and updated in place.
+// *.safetensors, tokenizer.model). Compiled steps of a few token counts
+// (prefill chunks of 512, 128, 32 and 8 tokens, and the one-token decode
+// step) share a KV cache that is donated to every call and updated in
+// place, so a prompt of any length compiles nothing new. Each step attends
+// over a window of the cache (256, 512, ... positions up to the context)
+// that covers the positions written so far, so early tokens do not pay for
+// the whole context. The sampler is compiled once per sampling setting.
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -67,8 +71,13 @@ class Generator {
 
  private:
   using Step = Executable<std::tuple<Buffer, Buffer, Buffer>>;
-  // The prepared executable for `tokens` new tokens per call (compiled once).
-  const Step& step_for(int64_t tokens);
+  // The prepared executable for `tokens` new tokens per call attending over
+  // the first `window` cache positions (compiled once).
+  const Step& step_for(int64_t tokens, int64_t window);
+  // The smallest window holding positions [0, end).
+  int64_t window_for(int64_t end) const;
+  // The sampler for one position's logits {b=1, s=1, voc} (compiled once per setting).
+  const Executable<Buffer>& sampler_for(const nn::SamplingOptions& sampling);
   Buffer tokens_buffer(const std::vector<int>& ids) const;
 
   Platform platform_;
@@ -78,7 +87,8 @@ class Generator {
   llama::CausalLM model_;
   Weights<llama::CausalLM> weights_;
   Tokenizer tokenizer_;
-  std::map<int64_t, Step> steps_;
+  std::map<std::pair<int64_t, int64_t>, Step> steps_;
+  std::map<std::tuple<double, int64_t, double>, Executable<Buffer>> samplers_;
   int64_t capacity_ = 0;
   double load_seconds_ = 0;
 };

@@ -74,7 +74,7 @@ Config Config::from(const io::Metadata& config) {
 }
 
 std::pair<Tensor, nn::KvCache> Attention::forward(const Tensor& x, const Tensor& positions, const nn::KvCache& cache,
-                                                  const Tensor& pos) const {
+                                                  const Tensor& pos, int64_t window) const {
   auto heads = [&](const nn::Linear& proj, int64_t count) {
     return proj(x).split_axis("d", {{"h", count}, {"hd", config.head_dim}}).transpose({"b", "h", "s", "hd"});
   };
@@ -82,7 +82,9 @@ std::pair<Tensor, nn::KvCache> Attention::forward(const Tensor& x, const Tensor&
   const Tensor k = nn::rope(heads(k_proj, config.num_kv_heads), positions, config.rope);
   const Tensor v = heads(v_proj, config.num_kv_heads);
   const nn::KvCache updated = cache.update(k, v, pos);
-  const Tensor out = nn::attention(q, updated.k, updated.v, {.causal = true, .query_offset = pos});
+  const int64_t capacity = updated.k.dim("t");
+  auto visible = [&](const Tensor& t) { return window > 0 && window < capacity ? t.slice("t", 0, window) : t; };
+  const Tensor out = nn::attention(q, visible(updated.k), visible(updated.v), {.causal = true, .query_offset = pos});
   return {o_proj(out.transpose({"b", "s", "h", "hd"}).merge({"h", "hd"}, "d")), updated};
 }
 
@@ -93,8 +95,8 @@ void DecoderLayer::init(const io::BufferStore& store) {
 }
 
 std::pair<Tensor, nn::KvCache> DecoderLayer::forward(const Tensor& x, const Tensor& positions, const nn::KvCache& cache,
-                                                     const Tensor& pos) const {
-  auto [attended, updated] = self_attn.forward(input_layernorm(x), positions, cache, pos);
+                                                     const Tensor& pos, int64_t window) const {
+  auto [attended, updated] = self_attn.forward(input_layernorm(x), positions, cache, pos, window);
   const Tensor h = x + attended;
   return {h + mlp(post_attention_layernorm(h)), updated};
 }
@@ -140,7 +142,7 @@ std::tuple<Tensor, Tensor, Tensor> CausalLM::forward(Tensor tokens, Tensor cache
     const auto layer = static_cast<int64_t>(i);
     const nn::KvCache cache{cache_k.slice("layer", layer, layer + 1).squeeze("layer"),
                             cache_v.slice("layer", layer, layer + 1).squeeze("layer")};
-    auto [y, updated] = model.layers[i].forward(x, positions, cache, pos);
+    auto [y, updated] = model.layers[i].forward(x, positions, cache, pos, attention_window);
     x = y;
     const Tensor index = scalar(static_cast<double>(layer), DType::i32);
     cache_k = cache_k.dynamic_update_slice({{"layer", index}}, updated.k.insert_axis(0, "layer"));

@@ -50,9 +50,11 @@ struct Attention {
 
   void init(const io::BufferStore& store) { config = LayerConfig::from(store.metadata()); }
   // x {b, s, d} at absolute positions pos .. pos + s - 1 (`positions` {s});
-  // writes this step's keys and values into `cache` and attends over it.
+  // writes this step's keys and values into `cache` and attends over its
+  // first `window` positions (0: all of them; the caller keeps pos + s <=
+  // window, so every position written so far is among them).
   std::pair<Tensor, nn::KvCache> forward(const Tensor& x, const Tensor& positions, const nn::KvCache& cache,
-                                         const Tensor& pos) const;
+                                         const Tensor& pos, int64_t window = 0) const;
 };
 KILN_FIELDS(Attention, q_proj, k_proj, v_proj, o_proj)
 
@@ -63,7 +65,7 @@ struct DecoderLayer {
 
   void init(const io::BufferStore& store);
   std::pair<Tensor, nn::KvCache> forward(const Tensor& x, const Tensor& positions, const nn::KvCache& cache,
-                                         const Tensor& pos) const;
+                                         const Tensor& pos, int64_t window = 0) const;
 };
 KILN_FIELDS(DecoderLayer, input_layernorm, post_attention_layernorm, self_attn, mlp)
 
@@ -78,6 +80,10 @@ struct CausalLM {
   Model model;
   std::optional<nn::Linear> lm_head;  // absent when tie_word_embeddings
   Config config;
+  // Attention reads cache positions [0, attention_window) only (0: the whole
+  // capacity): a step compiled for a window serves every call whose last
+  // position is below it, so early tokens do not pay for the full context.
+  int64_t attention_window = 0;
 
   // Reads config.json (from the store's metadata) and checks it against the
   // weights; a mismatch is an error naming the key and both values.
