@@ -18,14 +18,22 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
   const double scale = options.scale.value_or(1.0 / std::sqrt(static_cast<double>(q.dim("hd"))));
 
   Tensor scores = grouped.dot(k, {"hd"}, DType::f32) * scale;  // {b, h, _g, s, t}
+  // Masks become an additive f32 bias (0 where allowed, -inf where not),
+  // made once at the mask's own shape: the softmax loop then reads floats
+  // only, which the CPU backend's compiler vectorizes (a bool load inside it
+  // kept GCC from vectorizing the whole row, 8x slower).
   const double neg_inf = -std::numeric_limits<double>::infinity();
+  auto bias = [&](const Tensor& allowed) {
+    return select(allowed, scalar(0, DType::f32), scalar(neg_inf, DType::f32));
+  };
   if (options.causal) {
     const Tensor offset = options.query_offset ? options.query_offset->convert(DType::i32) : scalar(0, DType::i32);
     const Tensor query_pos = iota(Shape({{"s", q.dim("s")}}, DType::i32), "s") + offset;
     const Tensor key_pos = iota(Shape({{"t", k.dim("t")}}, DType::i32), "t");
-    scores = select(key_pos <= query_pos, scores, scalar(neg_inf, DType::f32));
+    // {s, t}: t innermost, as in the scores.
+    scores = scores + bias(query_pos >= key_pos);
   }
-  if (options.mask) scores = select(*options.mask, scores, scalar(neg_inf, DType::f32));
+  if (options.mask) scores = scores + bias(*options.mask);
   const Tensor probabilities = scores.softmax("t").convert(dtype);
   const Tensor out = probabilities.dot(v, "t");  // {b, h, _g, s, hd}
   return out.merge({"h", "_g"}, "h").transpose({"b", "h", "s", "hd"});
