@@ -17,7 +17,7 @@
 namespace kiln::cpu {
 namespace {
 
-// Rows per unit of work split between the threads.
+// The fewest rows handed to a thread at once.
 constexpr int64_t kRowBlock = 4;
 
 float bf16_bits_to_f32(uint16_t bits) {
@@ -209,40 +209,40 @@ void run_matvec(const MatmulShape& s, const void* lhs, const void* rhs, void* ou
   }
   const float* x_f32 = widen_x ? wide_x.data() : nullptr;
 
-  // Each thread takes a contiguous run of whole row blocks: it streams its
-  // rows once, and the output it writes is its own.
-  const int64_t blocks = (n_total + kRowBlock - 1) / kRowBlock;
-#pragma omp parallel
-  {
-    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
-    const int64_t n0 = std::min(n_total, blocks * t / threads * kRowBlock);
-    const int64_t n1 = std::min(n_total, blocks * (t + 1) / threads * kRowBlock);
-    if (n0 < n1) {
-      if (s.operand == DType::f32) {
-        const auto* x = static_cast<const float*>(lhs);
-        const auto* w = static_cast<const float*>(rhs);
-        if (isa == Isa::scalar)
-          rows_f32_scalar(x, w, stride, k, n0, n1, y);
+  // The rows go out in chunks of about 64 KiB of weights, taken in order by
+  // whichever thread is free: each chunk is one sequential stream, and a
+  // thread slowed by another process on its core does not hold up the rest
+  // (a static split waited for it at the end of every product).
+  const int64_t row_bytes = k * static_cast<int64_t>(size_of(s.operand));
+  const int64_t chunk = std::max<int64_t>(kRowBlock, (int64_t{64} << 10) / std::max<int64_t>(row_bytes, 1));
+  const int64_t chunks = (n_total + chunk - 1) / chunk;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t n0 = c * chunk, n1 = std::min(n_total, n0 + chunk);
+    if (s.operand == DType::f32) {
+      const auto* x = static_cast<const float*>(lhs);
+      const auto* w = static_cast<const float*>(rhs);
+      if (isa == Isa::scalar)
+        rows_f32_scalar(x, w, stride, k, n0, n1, y);
+      else
+        rows_f32_avx512(x, w, stride, k, n0, n1, y);
+    } else {
+      const auto* x = static_cast<const uint16_t*>(lhs);
+      const auto* w = static_cast<const uint16_t*>(rhs);
+      if (isa == Isa::avx512_bf16)
+        rows_bf16_dp(x, w, stride, k, n0, n1, y);
+      else if (isa == Isa::avx512)
+        rows_bf16_avx512(x_f32, w, stride, k, n0, n1, y);
+      else
+        rows_bf16_scalar(x, w, stride, k, n0, n1, y);
+    }
+    if (y != out) {
+      for (int64_t n = n0; n < n1; ++n) {
+        const float v = apply_epilogue(y[n], n, s.epilogue, extra);
+        if (s.result == DType::f32)
+          static_cast<float*>(out)[n] = v;
         else
-          rows_f32_avx512(x, w, stride, k, n0, n1, y);
-      } else {
-        const auto* x = static_cast<const uint16_t*>(lhs);
-        const auto* w = static_cast<const uint16_t*>(rhs);
-        if (isa == Isa::avx512_bf16)
-          rows_bf16_dp(x, w, stride, k, n0, n1, y);
-        else if (isa == Isa::avx512)
-          rows_bf16_avx512(x_f32, w, stride, k, n0, n1, y);
-        else
-          rows_bf16_scalar(x, w, stride, k, n0, n1, y);
-      }
-      if (y != out) {
-        for (int64_t n = n0; n < n1; ++n) {
-          const float v = apply_epilogue(y[n], n, s.epilogue, extra);
-          if (s.result == DType::f32)
-            static_cast<float*>(out)[n] = v;
-          else
-            static_cast<uint16_t*>(out)[n] = f32_to_bf16(v);
-        }
+          static_cast<uint16_t*>(out)[n] = f32_to_bf16(v);
       }
     }
   }
