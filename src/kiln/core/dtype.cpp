@@ -139,7 +139,16 @@ std::optional<DType> dtype_from_safetensors(std::string_view code) {
 }
 
 uint16_t f32_to_f16(float value) { return static_cast<uint16_t>(encode(kF16, value)); }
-uint16_t f32_to_bf16(float value) { return static_cast<uint16_t>(encode(kBF16, value)); }
+// bf16 keeps f32's exponent, so rounding to nearest even is an add on the
+// bits (a carry bumps the exponent, up to infinity, as it should); NaNs keep
+// their top payload and get the quiet bit (checked against PyTorch's bits,
+// ties and subnormals included). Kernels' bf16 stores call this per
+// element, so it does not go through the general encode().
+uint16_t f32_to_bf16(float value) {
+  const uint32_t bits = std::bit_cast<uint32_t>(value);
+  if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);
+  return static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
 uint8_t f32_to_f8e4m3fn(float value) { return static_cast<uint8_t>(encode(kF8E4M3FN, value)); }
 uint8_t f32_to_f8e5m2(float value) { return static_cast<uint8_t>(encode(kF8E5M2, value)); }
 
