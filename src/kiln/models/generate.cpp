@@ -26,10 +26,20 @@ io::BufferStore converted(const io::BufferStore& store, DType dtype) {
     }
     const HostBuffer flat = source.is_contiguous() ? source : source.copy();
     HostBuffer target = HostBuffer::allocate(flat.shape().with_dtype(dtype));
-    const size_t in = size_of(flat.dtype()), out_size = size_of(dtype);
-    for (int64_t i = 0; i < flat.shape().count(); ++i)
-      store_double(dtype, target.mutable_data() + i * out_size, load_double(flat.dtype(), flat.data() + i * in));
-    out.add(name, target, store.file_of(name));
+    const int64_t count = flat.shape().count();
+    if (flat.dtype() == DType::f32 && dtype == DType::bf16) {  // the common case, without a double per element
+      const auto* from = reinterpret_cast<const float*>(flat.data());
+      auto* to = reinterpret_cast<uint16_t*>(target.mutable_data());
+      for (int64_t i = 0; i < count; ++i) to[i] = f32_to_bf16(from[i]);
+    } else {
+      const size_t in = size_of(flat.dtype()), out_size = size_of(dtype);
+      for (int64_t i = 0; i < count; ++i)
+        store_double(dtype, target.mutable_data() + i * out_size, load_double(flat.dtype(), flat.data() + i * in));
+    }
+    // Handed on read-only, as a mapped file's weights are, so that the
+    // executables of several chunk sizes share one packed copy of it.
+    const auto bytes = std::span<const std::byte>(target.data(), target.shape().byte_size());
+    out.add(name, HostBuffer::borrow(target.shape(), bytes, std::make_shared<HostBuffer>(target)), store.file_of(name));
   }
   return out;
 }

@@ -9,6 +9,7 @@
 #include <random>
 #include <string>
 
+#include "kiln/backend/cpu/packed_weights.h"
 #include "kiln/backend/cpu/program.h"
 #include "kiln/core/element.h"
 #include "kiln/frontend/trace.h"
@@ -185,7 +186,9 @@ TEST(Bf16Matmul, ForcedToBf16StaysBf16) {
                             Shape({{"s", 128}, {"d", 64}}, DType::bf16));
   const BothRuns r = run_both(g, 1);
   for (const cpu::Step& s : r.cpu().steps())
-    if (s.kind == cpu::Step::Kind::matmul) EXPECT_EQ(s.matmul->shape().compute, DType::bf16);
+    if (s.kind == cpu::Step::Kind::matmul) {
+      EXPECT_EQ(s.matmul->shape().compute, DType::bf16);
+    }
   EXPECT_TRUE(testing::all_close(r.got[0], r.expected[0], tolerance(DType::bf16), "y"));
 }
 
@@ -194,6 +197,44 @@ TEST(Bf16Matmul, AnUnknownChoiceIsAClearError) {
   const ir::Graph g =
       trace([](Tensor w, Tensor x) { return linear(x, w); }, w_shape(DType::bf16), x_shape(DType::bf16));
   EXPECT_ERROR(Platform::cpu().backend().compile(g, 1, {}), "KILN_BF16_MATMUL is 'fast'; it takes auto, bf16 or f32");
+}
+
+// Programs that pack one read-only weight the same way (here: products of
+// 96 and 32 rows) share one packed copy; another use of it (contracting its
+// other axis) packs its own, and an owned buffer is never shared.
+TEST(PackedWeights, ProgramsPackingOneMappedWeightAlikeShareOneCopy) {
+  const HostBuffer owned = random_buffer(w_shape(DType::f32), 5);
+  const HostBuffer mapped =
+      HostBuffer::borrow(owned.shape(), {owned.data(), owned.shape().byte_size()}, std::make_shared<HostBuffer>(owned));
+  auto run = [](const ir::Graph& g, const HostBuffer& w) {
+    auto program = Platform::cpu().backend().compile(g, 1, {});
+    auto prepared = program->prepare(std::span(&w, 1));
+    const HostBuffer x = random_buffer(g.node(g.parameters()[1]).results[0], 9);
+    std::vector<HostBuffer> got{HostBuffer::allocate(program->signature().outputs[0])};
+    program->run(prepared.get(), std::span(&x, 1), got, {});
+    const auto reference = Platform::reference().backend().compile(g, 1, {});
+    std::vector<HostBuffer> expected{HostBuffer::allocate(reference->signature().outputs[0])};
+    reference->run(reference->prepare(std::span(&w, 1)).get(), std::span(&x, 1), expected, {});
+    EXPECT_TRUE(testing::all_close(got[0], expected[0], tolerance(DType::f32), "y"));
+    return std::pair{program, prepared};
+  };
+  auto rows = [](int64_t s) {
+    return trace([](Tensor w, Tensor x) { return linear(x, w); }, w_shape(DType::f32),
+                 Shape({{"s", s}, {"d", 64}}, DType::f32));
+  };
+  const ir::Graph transposed = trace([](Tensor w, Tensor x) { return x.dot(w, "o"); }, w_shape(DType::f32),
+                                     Shape({{"s", 16}, {"o", 48}}, DType::f32));
+  const size_t before = cpu::packed_weight_count();
+  {
+    const auto a = run(rows(96), mapped);
+    const auto b = run(rows(32), mapped);
+    EXPECT_EQ(cpu::packed_weight_count(), before + 1);
+    const auto c = run(transposed, mapped);
+    EXPECT_EQ(cpu::packed_weight_count(), before + 2);
+    const auto d = run(rows(96), owned);
+    EXPECT_EQ(cpu::packed_weight_count(), before + 2);
+  }
+  EXPECT_EQ(cpu::packed_weight_count(), before);  // the copies went with the programs
 }
 
 // A grouped, strided, padded, dilated 2-D convolution on a weight: one

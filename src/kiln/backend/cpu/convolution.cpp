@@ -76,6 +76,8 @@ std::shared_ptr<const Convolution> Convolution::make(const ir::Graph& graph, con
 
 size_t Convolution::packed_bytes() const { return impl_->pd.weights_desc().get_size(); }
 
+std::string Convolution::packing_key() const { return reorder_key(impl_->rhs_md, impl_->pd.weights_desc()); }
+
 void Convolution::pack(const void* rhs, void* packed) const {
   auto& d = onednn();
   dnnl::memory from(impl_->rhs_md, d.engine, const_cast<void*>(rhs));

@@ -6,6 +6,7 @@
 // convolutions (lhs dilation, negative padding, other dtypes) stay on the
 // shared reference kernel. A weight rhs is packed once at prepare.
 #include <memory>
+#include <string>
 
 #include "kiln/ir/graph.h"
 
@@ -21,6 +22,9 @@ class Convolution {
 
   size_t packed_bytes() const;
   void pack(const void* rhs, void* packed) const;
+  // What pack() does, as a text: products whose keys are equal pack the
+  // same rhs into the same bytes, so they can share one packed copy.
+  std::string packing_key() const;
   // out = lhs (*) rhs (rhs packed when made so). Not reentrant.
   void run(const void* lhs, const void* rhs, void* out) const;
 

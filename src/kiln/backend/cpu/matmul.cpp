@@ -297,8 +297,10 @@ Matmul::~Matmul() {
 
 const MatmulShape& Matmul::shape() const { return impl_->shape; }
 
-size_t Matmul::packed_bytes() const {
-  return impl_->empty || impl_->matvec ? 0 : impl_->pd.weights_desc().get_size();
+size_t Matmul::packed_bytes() const { return impl_->empty || impl_->matvec ? 0 : impl_->pd.weights_desc().get_size(); }
+
+std::string Matmul::packing_key() const {
+  return impl_->empty || impl_->matvec ? std::string() : reorder_key(impl_->rhs_md, impl_->pd.weights_desc());
 }
 
 void Matmul::pack(const void* rhs, void* packed) const {

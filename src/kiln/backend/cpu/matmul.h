@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "kiln/ir/graph.h"
@@ -68,6 +69,9 @@ class Matmul {
   // Bytes of the packed rhs, and the packing itself (rhs laid out as MatmulShape says).
   size_t packed_bytes() const;
   void pack(const void* rhs, void* packed) const;
+  // What pack() does, as a text: products whose keys are equal pack the
+  // same rhs into the same bytes, so they can share one packed copy.
+  std::string packing_key() const;
   // out = epilogue(lhs x rhs) (rhs packed when constructed so), `extra`
   // holding one input per binary post-op. Not reentrant.
   void run(const void* lhs, const void* rhs, void* out, const void* const* extra = nullptr) const;

@@ -1,6 +1,7 @@
 #pragma once
 // The oneDNN engine and stream every primitive of the CPU backend runs on.
 #include <oneapi/dnnl/dnnl.hpp>
+#include <string>
 
 #include "kiln/core/dtype.h"
 
@@ -22,5 +23,9 @@ inline OneDnn& onednn() {
 inline dnnl::memory::data_type dnnl_type(DType d) {
   return d == DType::bf16 ? dnnl::memory::data_type::bf16 : dnnl::memory::data_type::f32;
 }
+
+// A text naming the reorder from `from` to `to` (dims, data types, strides
+// and blocking of both): equal texts pack a weight into the same bytes.
+std::string reorder_key(const dnnl::memory::desc& from, const dnnl::memory::desc& to);
 
 }  // namespace kiln::cpu

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <map>
 
+#include "kiln/backend/cpu/packed_weights.h"
 #include "kiln/backend/reference/index_util.h"
 #include "kiln/backend/reference/interpreter.h"
 #include "kiln/core/element.h"
@@ -15,8 +16,8 @@ namespace kiln::cpu {
 namespace {
 
 struct CpuWeights final : backend::PreparedWeights {
-  std::vector<HostBuffer> buffers;  // the weights as bound (kept alive)
-  std::vector<HostBuffer> packed;   // per packed matmul weight
+  std::vector<HostBuffer> buffers;                        // the weights as bound (kept alive)
+  std::vector<std::shared_ptr<const HostBuffer>> packed;  // per packed matmul weight (see packed_weights.h)
 };
 
 // A dynamic_update_slice in place: when the result shares the operand's
@@ -117,16 +118,18 @@ std::shared_ptr<const backend::PreparedWeights> CpuProgram::prepare(std::span<co
   prepared->buffers.assign(weights.begin(), weights.end());
   for (const Step& step : steps_) {
     if (step.packed_weight < 0) continue;
-    const Slot& rhs = slots_[static_cast<size_t>(step.reads[1])];
+    const HostBuffer& source = weights[slots_[static_cast<size_t>(step.reads[1])].index];
     const size_t bytes = step.matmul ? step.matmul->packed_bytes() : step.convolution->packed_bytes();
-    HostBuffer packed = HostBuffer::uninitialized(Shape({static_cast<int64_t>(bytes)}, DType::u8));
-    if (step.matmul)
-      step.matmul->pack(weights[rhs.index].data(), packed.mutable_data());
-    else
-      step.convolution->pack(weights[rhs.index].data(), packed.mutable_data());
+    const std::string key = step.matmul ? step.matmul->packing_key() : step.convolution->packing_key();
+    auto packed = packed_weight(source, key, bytes, [&](std::byte* to) {
+      if (step.matmul)
+        step.matmul->pack(source.data(), to);
+      else
+        step.convolution->pack(source.data(), to);
+    });
     if (prepared->packed.size() <= static_cast<size_t>(step.packed_weight))
       prepared->packed.resize(static_cast<size_t>(step.packed_weight) + 1);
-    prepared->packed[static_cast<size_t>(step.packed_weight)] = packed;
+    prepared->packed[static_cast<size_t>(step.packed_weight)] = std::move(packed);
   }
   return prepared;
 }
@@ -161,7 +164,7 @@ HostBuffer CpuProgram::view(int32_t slot) const {
 void CpuProgram::run_library(const Step& step, const backend::PreparedWeights* weights) const {
   const auto* prepared = static_cast<const CpuWeights*>(weights);
   const void* lhs = pointers_[static_cast<size_t>(step.reads[0])];
-  const void* rhs = step.packed_weight >= 0 ? prepared->packed[static_cast<size_t>(step.packed_weight)].data()
+  const void* rhs = step.packed_weight >= 0 ? prepared->packed[static_cast<size_t>(step.packed_weight)]->data()
                                             : pointers_[static_cast<size_t>(step.reads[1])];
   void* out = pointers_[static_cast<size_t>(step.writes[0])];
   if (step.convolution) return step.convolution->run(lhs, rhs, out);
