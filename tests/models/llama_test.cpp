@@ -1,6 +1,7 @@
 // The shipped model (models/kjv-llama) against the independent PyTorch
 // implementation (tests/fixtures/make_llama_fixtures.py): tokenization,
-// logits at every prompt position, 64 greedy tokens, bf16; and the errors
+// logits at every prompt position, 64 greedy tokens (the prompt in padded
+// and in exact chunks), bf16; and the errors
 // for bad model directories and prompts.
 #include <gtest/gtest.h>
 
@@ -103,6 +104,22 @@ fs::path model_with_config(const std::string& name, const std::function<void(nlo
   edit(config);
   std::ofstream(dir / "config.json") << config.dump(2);
   return dir;
+}
+
+// The 9-token prompts run as one 32-token chunk padded at its end; in a
+// 12-position context that padding does not fit, so the prompt goes in
+// exact chunks (8, then 1) and the context's last 3 positions are generated.
+// Both give PyTorch's greedy tokens.
+TEST(LlamaParity, APromptWhosePaddedChunkDoesNotFitTheContextGoesInExactChunks) {
+  const fs::path dir = model_with_config("context12", [](nlohmann::json& c) { c["max_position_embeddings"] = 12; });
+  Generator short_context(Platform::cpu(), dir, DType::f32);
+  GenerateOptions options;
+  options.max_new_tokens = 64;  // capped at the 3 positions left
+  options.sampling.temperature = 0;
+  options.stop_at_eos = false;
+  const std::vector<int> prompt = ids_of("prompt1.ids"), greedy = ids_of("prompt1.greedy");
+  ASSERT_EQ(prompt.size(), 9u);
+  EXPECT_EQ(short_context.generate_ids(prompt, options).tokens, std::vector<int>(greedy.begin(), greedy.begin() + 3));
 }
 
 TEST(LlamaErrors, MissingConfigKey) {

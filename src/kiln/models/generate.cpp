@@ -227,46 +227,61 @@ GenerateResult Generator::generate_ids(std::vector<int> prompt, const GenerateOp
     printed = text;
   };
 
-  // Runs `ids` at `position` through the step of their length and returns
-  // the last position's logits {b=1, s=1, voc}.
-  auto run = [&](const std::vector<int>& ids, int64_t position) {
+  // Runs `ids` at `position` through the step of `size` tokens (the ids
+  // padded at the end) and returns the logits {b=1, s=1, voc} of the last id.
+  auto run = [&](std::vector<int> ids, int64_t position, int64_t size) {
     const auto count = static_cast<int64_t>(ids.size());
-    const Step& step = step_for(count, window_for(position + count));
+    ids.resize(static_cast<size_t>(size), 0);
+    const Step& step = step_for(size, window_for(position + size));
     auto [logits, k, v] =
         step(tokens_buffer(ids), donate(cache_k), donate(cache_v), scalar(static_cast<int32_t>(position)));
     cache_k = k;
     cache_v = v;
-    return count == 1 ? logits : Buffer::from(platform_, logits.to_host().slice(1, count - 1, count));
+    return size == 1 ? logits : Buffer::from(platform_, logits.to_host().slice(1, count - 1, count));
   };
 
-  // The prompt in chunks of the compiled sizes, largest first; every step
-  // the generation can need is compiled before the clock starts.
-  std::vector<int64_t> chunks;
-  for (int64_t done = 0; done < prompt_length; done += chunks.back()) {
-    chunks.push_back(1);
-    for (int64_t size : {512, 128, 32, 8})
-      if (prompt_length - done >= size) {
-        chunks.back() = size;
+  // The prompt in chunks of the compiled sizes: 512, 128 and 32 tokens while
+  // that many are left, then the rest as one chunk of 8 or 32 padded at its
+  // end. A chunk costs about as much as the larger of its tokens and ~16
+  // (below that, reading the weights once dominates), so one padded chunk
+  // beats a run of 8-token and 1-token steps. The padding is harmless: its
+  // positions come after every prompt token (the causal mask hides them) and
+  // each is written again by the decode step at that position before any
+  // query can see it. Where the padding would not fit in the cache, the
+  // rest goes in exact chunks of 8 and 1. Every step the generation can need
+  // is compiled before the clock starts.
+  struct Chunk {
+    int64_t start, count, size;
+  };
+  std::vector<Chunk> chunks;
+  for (int64_t done = 0; done < prompt_length;) {
+    const int64_t left = prompt_length - done;
+    int64_t size = left <= 8 ? 8 : 32;
+    for (int64_t full : {512, 128, 32})
+      if (left >= full) {
+        size = full;
         break;
       }
-    step_for(chunks.back(), window_for(done + chunks.back()));
+    if (done + size > capacity_) size = left >= 8 ? 8 : 1;
+    const int64_t count = std::min(size, left);
+    chunks.push_back({done, count, size});
+    step_for(size, window_for(done + size));
+    done += count;
   }
   for (int64_t end = prompt_length + 1; end <= prompt_length + new_tokens; end = window_for(end) + 1)
     step_for(1, window_for(end));
 
   auto start = Clock::now();
   Buffer last_logits;
-  for (int64_t done = 0; const int64_t chunk : chunks) {
-    last_logits = run(std::vector<int>(prompt.begin() + done, prompt.begin() + done + chunk), done);
-    done += chunk;
-  }
+  for (const Chunk& c : chunks)
+    last_logits = run(std::vector<int>(prompt.begin() + c.start, prompt.begin() + c.start + c.count), c.start, c.size);
   int token = token_of(sample(last_logits, key(0)));
   result.prefill_seconds = seconds_since(start);
   emit(token);
   start = Clock::now();
   for (int64_t step = 1; step < new_tokens; ++step) {
     if (options.stop_at_eos && is_eos(token)) break;
-    token = token_of(sample(run({token}, prompt_length + step - 1), key(step)));
+    token = token_of(sample(run({token}, prompt_length + step - 1, 1), key(step)));
     emit(token);
   }
   result.decode_seconds = seconds_since(start);

@@ -1,7 +1,8 @@
 // The decode matrix-vector kernels (backend/cpu/matvec.h), each instruction
 // set this CPU runs, against sums in double precision of the same products:
-// f32 and bf16 weights, K with and without a vector tail, N not a multiple
-// of the row block, rows with padding, every epilogue, f32 and bf16 results.
+// 1 to 8 lhs rows, f32 and bf16 weights, K with and without a vector tail,
+// N not a multiple of the row block, rows with padding, every epilogue (with
+// per-row and per-column extra inputs), f32 and bf16 results.
 // The whole program path (a decode-shaped dot with a residual add and SwiGLU
 // through compile) is checked against the reference interpreter too.
 #include "kiln/backend/cpu/matvec.h"
@@ -23,6 +24,7 @@ struct Case {
   int64_t k, n, stride;
   DType dtype, result;
   std::vector<PostOp> epilogue;
+  int64_t m = 1, ldx = 0;  // lhs rows, `ldx` apart (0: k)
 };
 
 double load(const std::vector<uint16_t>& bf16, const std::vector<float>& f32, DType dtype, int64_t i) {
@@ -30,80 +32,84 @@ double load(const std::vector<uint16_t>& bf16, const std::vector<float>& f32, DT
 }
 
 void check(const Case& c, MatvecIsa isa) {
-  std::mt19937 rng(static_cast<uint32_t>(c.k * 131 + c.n));
+  std::mt19937 rng(static_cast<uint32_t>(c.k * 131 + c.n + c.m));
   std::normal_distribution<float> normal;
+  const int64_t ldx = c.ldx > 0 ? c.ldx : c.k;
   const auto elements = static_cast<size_t>(c.n * c.stride);
-  std::vector<float> x32(static_cast<size_t>(c.k)), w32(elements);
+  std::vector<float> x32(static_cast<size_t>(c.m * ldx)), w32(elements);
   std::vector<uint16_t> x16(x32.size()), w16(elements);
   for (size_t i = 0; i < x32.size(); ++i) x16[i] = f32_to_bf16(x32[i] = normal(rng));
   for (size_t i = 0; i < elements; ++i) w16[i] = f32_to_bf16(w32[i] = normal(rng));
-  // Extra inputs of the binary post-ops: f32, one per output.
+  // Extra inputs of the binary post-ops: f32, one per output ({m, n}), or
+  // one per column ({n}).
   std::vector<std::vector<float>> extras;
   std::vector<const void*> extra_ptrs;
   for (const PostOp& op : c.epilogue)
     if (op.binary()) {
-      extras.emplace_back(static_cast<size_t>(c.n));
+      extras.emplace_back(static_cast<size_t>(op.per_column ? c.n : c.m * c.n));
       for (float& v : extras.back()) v = normal(rng);
     }
   for (const auto& e : extras) extra_ptrs.push_back(e.data());
 
   MatmulShape s;
-  s.m = 1, s.n = c.n, s.k = c.k;
-  s.lhs_strides = {c.k, c.k, 1};
+  s.m = c.m, s.n = c.n, s.k = c.k;
+  s.lhs_strides = {c.m * ldx, ldx, 1};
   s.rhs_strides = {c.n * c.stride, 1, c.stride};
   s.operand = s.compute = c.dtype;
   s.result = c.result;
   s.epilogue = c.epilogue;
   ASSERT_TRUE(is_matvec(s));
-  std::vector<float> out32(static_cast<size_t>(c.n));
-  std::vector<uint16_t> out16(static_cast<size_t>(c.n));
+  const auto outputs = static_cast<size_t>(c.m * c.n);
+  std::vector<float> out32(outputs);
+  std::vector<uint16_t> out16(outputs);
   const bool bf16 = c.dtype == DType::bf16;
   run_matvec(s, bf16 ? static_cast<const void*>(x16.data()) : x32.data(),
              bf16 ? static_cast<const void*>(w16.data()) : w32.data(),
              c.result == DType::bf16 ? static_cast<void*>(out16.data()) : out32.data(), extra_ptrs.data(), isa);
 
-  for (int64_t n = 0; n < c.n; ++n) {
-    double sum = 0, magnitude = 0;
-    for (int64_t i = 0; i < c.k; ++i) {
-      const double p = load(x16, x32, c.dtype, i) * load(w16, w32, c.dtype, n * c.stride + i);
-      sum += p;
-      magnitude += std::abs(p);
-    }
-    double v = sum, slack = magnitude * static_cast<double>(c.k) * 0x1p-24;  // f32 summation, any order
-    size_t e = 0;
-    for (const PostOp& op : c.epilogue) {
-      const double y = op.binary() ? extras[e++][static_cast<size_t>(n)] : 0;
-      switch (op.kind) {
-        case PostOp::Kind::add:
-          v += y;
-          break;
-        case PostOp::Kind::sub:
-          v -= y;
-          break;
-        case PostOp::Kind::mul:
-          v *= y, slack *= std::abs(y);
-          break;
-        case PostOp::Kind::swish:
-          v = v / (1 + std::exp(-v));
-          slack *= 1.1;
-          break;
-        case PostOp::Kind::logistic:
-          v = 1 / (1 + std::exp(-v));
-          break;
-        case PostOp::Kind::tanh:
-          v = std::tanh(v);
-          break;
-        case PostOp::Kind::relu:
-          v = std::max(v, 0.0);
-          break;
+  for (int64_t j = 0; j < c.m; ++j)
+    for (int64_t n = 0; n < c.n; ++n) {
+      double sum = 0, magnitude = 0;
+      for (int64_t i = 0; i < c.k; ++i) {
+        const double p = load(x16, x32, c.dtype, j * ldx + i) * load(w16, w32, c.dtype, n * c.stride + i);
+        sum += p;
+        magnitude += std::abs(p);
       }
+      double v = sum, slack = magnitude * static_cast<double>(c.k) * 0x1p-24;  // f32 summation, any order
+      size_t e = 0;
+      for (const PostOp& op : c.epilogue) {
+        const double y = op.binary() ? extras[e++][static_cast<size_t>(op.per_column ? n : j * c.n + n)] : 0;
+        switch (op.kind) {
+          case PostOp::Kind::add:
+            v += y;
+            break;
+          case PostOp::Kind::sub:
+            v -= y;
+            break;
+          case PostOp::Kind::mul:
+            v *= y, slack *= std::abs(y);
+            break;
+          case PostOp::Kind::swish:
+            v = v / (1 + std::exp(-v));
+            slack *= 1.1;
+            break;
+          case PostOp::Kind::logistic:
+            v = 1 / (1 + std::exp(-v));
+            break;
+          case PostOp::Kind::tanh:
+            v = std::tanh(v);
+            break;
+          case PostOp::Kind::relu:
+            v = std::max(v, 0.0);
+            break;
+        }
+      }
+      const auto at = static_cast<size_t>(j * c.n + n);
+      const double got = c.result == DType::bf16 ? bf16_to_f32(out16[at]) : out32[at];
+      const double tolerance = slack + 1e-6 + (c.result == DType::bf16 ? std::abs(v) * 0x1p-8 : std::abs(v) * 1e-6);
+      ASSERT_NEAR(got, v, tolerance) << "row " << j << ", column " << n << " of m=" << c.m << " k=" << c.k
+                                     << " n=" << c.n << " isa " << static_cast<int>(isa);
     }
-    const double got =
-        c.result == DType::bf16 ? bf16_to_f32(out16[static_cast<size_t>(n)]) : out32[static_cast<size_t>(n)];
-    const double tolerance = slack + 1e-6 + (c.result == DType::bf16 ? std::abs(v) * 0x1p-8 : std::abs(v) * 1e-6);
-    ASSERT_NEAR(got, v, tolerance) << "row " << n << " of k=" << c.k << " n=" << c.n << " isa "
-                                   << static_cast<int>(isa);
-  }
 }
 
 TEST(Matvec, EveryKernelMatchesDoublePrecisionSums) {
@@ -117,6 +123,15 @@ TEST(Matvec, EveryKernelMatchesDoublePrecisionSums) {
       {33, 7, 40, DType::bf16, DType::bf16, {{K::add, DType::f32}}},
       {96, 12, 96, DType::bf16, DType::bf16, {{K::swish}, {K::mul, DType::f32}}},  // SwiGLU
       {50, 5, 50, DType::f32, DType::f32, {{K::sub, DType::f32}, {K::tanh}, {K::relu}, {K::logistic}}},
+      // several lhs rows (a short prompt chunk), padded ones among them
+      {64, 16, 64, DType::f32, DType::f32, {}, 2},
+      {37, 13, 40, DType::f32, DType::bf16, {{K::add, DType::f32}}, 3, 45},
+      {1000, 23, 1000, DType::bf16, DType::f32, {}, 8},
+      {33, 7, 40, DType::bf16, DType::bf16, {{K::add, DType::f32, true}, {K::mul, DType::f32}}, 5, 36},
+      {96, 12, 96, DType::bf16, DType::bf16, {{K::swish}, {K::mul, DType::f32}}, 8},
+      {50, 5, 50, DType::f32, DType::f32, {{K::sub, DType::f32}, {K::tanh}, {K::relu}, {K::logistic}}, 7},
+      {17, 9, 17, DType::bf16, DType::f32, {}, 4},
+      {70, 11, 70, DType::f32, DType::f32, {{K::add, DType::f32, true}}, 6},
   };
   for (MatvecIsa isa : {MatvecIsa::scalar, MatvecIsa::avx512, MatvecIsa::avx512_bf16}) {
     if (isa > best_matvec_isa()) continue;
@@ -124,15 +139,21 @@ TEST(Matvec, EveryKernelMatchesDoublePrecisionSums) {
   }
 }
 
-TEST(Matvec, NotForBatchesOrPackedLayouts) {
+TEST(Matvec, NotForBatchesManyRowsOrPackedLayouts) {
   MatmulShape s;
   s.m = 1, s.n = 8, s.k = 16;
   s.lhs_strides = {16, 16, 1};
   s.rhs_strides = {128, 1, 16};
   EXPECT_TRUE(is_matvec(s));
-  MatmulShape two_rows = s;
-  two_rows.m = 2;
-  EXPECT_FALSE(is_matvec(two_rows));
+  MatmulShape eight_rows = s;
+  eight_rows.m = 8;
+  EXPECT_TRUE(is_matvec(eight_rows));
+  MatmulShape nine_rows = s;
+  nine_rows.m = 9;  // compute-bound from here on: oneDNN on packed weights
+  EXPECT_FALSE(is_matvec(nine_rows));
+  MatmulShape batched = s;
+  batched.batch = 2;
+  EXPECT_FALSE(is_matvec(batched));
   MatmulShape k_strided = s;
   k_strided.rhs_strides = {128, 8, 1};  // [K, N] row-major: N is contiguous, not K
   EXPECT_FALSE(is_matvec(k_strided));

@@ -29,25 +29,6 @@ float bf16_bits_to_f32(uint16_t bits) {
 
 // --- the dot products of rows [n0, n1) with x, into y (f32) ----------------
 
-void rows_f32_scalar(const float* x, const float* w, int64_t stride, int64_t k, int64_t n0, int64_t n1, float* y) {
-  for (int64_t n = n0; n < n1; ++n) {
-    const float* row = w + n * stride;
-    float sum = 0;
-    for (int64_t i = 0; i < k; ++i) sum += x[i] * row[i];
-    y[n] = sum;
-  }
-}
-
-void rows_bf16_scalar(const uint16_t* x, const uint16_t* w, int64_t stride, int64_t k, int64_t n0, int64_t n1,
-                      float* y) {
-  for (int64_t n = n0; n < n1; ++n) {
-    const uint16_t* row = w + n * stride;
-    float sum = 0;
-    for (int64_t i = 0; i < k; ++i) sum += bf16_bits_to_f32(x[i]) * bf16_bits_to_f32(row[i]);
-    y[n] = sum;
-  }
-}
-
 #define KILN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
 #define KILN_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
@@ -132,19 +113,157 @@ KILN_AVX512_BF16 void rows_bf16_dp(const uint16_t* x, const uint16_t* w, int64_t
   }
 }
 
+// --- two to eight lhs rows: each weight row is loaded once and used for
+// every lhs row (x rows `ldx` apart, sums into y rows `ldy` apart); the M
+// accumulators give the loads their overlap, and M x rows stay in L1.
+// With M dot products per weight line the loop has too many instructions
+// for the out-of-order window to keep enough weight loads in flight (8 rows
+// streamed the weights at 12 GB/s where one row reached 40; prefetching
+// kPrefetchBytes ahead brought 8 rows to about 24).
+
+constexpr int64_t kPrefetchBytes = 4096;
+inline void prefetch_ahead(const void* p) { _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0); }
+
+template <int M>
+void rows_scalar_m(const void* xv, int64_t ldx, const void* wv, DType dtype, int64_t stride, int64_t k, int64_t n0,
+                   int64_t n1, float* y, int64_t ldy) {
+  const auto* x32 = static_cast<const float*>(xv);
+  const auto* w32 = static_cast<const float*>(wv);
+  const auto* x16 = static_cast<const uint16_t*>(xv);
+  const auto* w16 = static_cast<const uint16_t*>(wv);
+  for (int64_t n = n0; n < n1; ++n)
+    for (int j = 0; j < M; ++j) {
+      float sum = 0;
+      if (dtype == DType::f32)
+        for (int64_t i = 0; i < k; ++i) sum += x32[j * ldx + i] * w32[n * stride + i];
+      else
+        for (int64_t i = 0; i < k; ++i)
+          sum += bf16_bits_to_f32(x16[j * ldx + i]) * bf16_bits_to_f32(w16[n * stride + i]);
+      y[j * ldy + n] = sum;
+    }
+}
+
+template <int M>
+KILN_AVX512 void rows_f32_avx512_m(const float* x, int64_t ldx, const float* w, int64_t stride, int64_t k, int64_t n0,
+                                   int64_t n1, float* y, int64_t ldy) {
+  const int64_t body = k / 16 * 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (k - body)) - 1);
+  for (int64_t n = n0; n < n1; ++n) {
+    const float* r = w + n * stride;
+    __m512 acc[M];
+#pragma GCC unroll 8
+    for (int j = 0; j < M; ++j) acc[j] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < body; i += 16) {
+      prefetch_ahead(r + i);
+      const __m512 wi = _mm512_loadu_ps(r + i);
+#pragma GCC unroll 8
+      for (int j = 0; j < M; ++j) acc[j] = _mm512_fmadd_ps(wi, _mm512_loadu_ps(x + j * ldx + i), acc[j]);
+    }
+    if (tail != 0) {
+      const __m512 wi = _mm512_maskz_loadu_ps(tail, r + body);
+#pragma GCC unroll 8
+      for (int j = 0; j < M; ++j) acc[j] = _mm512_fmadd_ps(wi, _mm512_maskz_loadu_ps(tail, x + j * ldx + body), acc[j]);
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < M; ++j) y[j * ldy + n] = _mm512_reduce_add_ps(acc[j]);
+  }
+}
+
+template <int M>
+KILN_AVX512 void rows_bf16_avx512_m(const float* x, int64_t ldx, const uint16_t* w, int64_t stride, int64_t k,
+                                    int64_t n0, int64_t n1, float* y, int64_t ldy) {
+  const int64_t body = k / 16 * 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (k - body)) - 1);
+  for (int64_t n = n0; n < n1; ++n) {
+    const uint16_t* r = w + n * stride;
+    __m512 acc[M];
+#pragma GCC unroll 8
+    for (int j = 0; j < M; ++j) acc[j] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < body; i += 16) {
+      if (i % 32 == 0) prefetch_ahead(r + i);  // 16 bf16 are half a line
+      const __m512 wi = load_widened(r + i);
+#pragma GCC unroll 8
+      for (int j = 0; j < M; ++j) acc[j] = _mm512_fmadd_ps(wi, _mm512_loadu_ps(x + j * ldx + i), acc[j]);
+    }
+    if (tail != 0) {
+      const __m512 wi = load_widened(tail, r + body);
+#pragma GCC unroll 8
+      for (int j = 0; j < M; ++j) acc[j] = _mm512_fmadd_ps(wi, _mm512_maskz_loadu_ps(tail, x + j * ldx + body), acc[j]);
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < M; ++j) y[j * ldy + n] = _mm512_reduce_add_ps(acc[j]);
+  }
+}
+
+template <int M>
+KILN_AVX512_BF16 void rows_bf16_dp_m(const uint16_t* x, int64_t ldx, const uint16_t* w, int64_t stride, int64_t k,
+                                     int64_t n0, int64_t n1, float* y, int64_t ldy) {
+  const int64_t body = k / 32 * 32;
+  const __mmask32 tail = static_cast<__mmask32>((uint64_t{1} << (k - body)) - 1);
+  for (int64_t n = n0; n < n1; ++n) {
+    const uint16_t* r = w + n * stride;
+    __m512 acc[M];
+#pragma GCC unroll 8
+    for (int j = 0; j < M; ++j) acc[j] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < body; i += 32) {
+      prefetch_ahead(r + i);
+      const __m512bh wi = load_bf16(r + i);
+#pragma GCC unroll 8
+      for (int j = 0; j < M; ++j) acc[j] = _mm512_dpbf16_ps(acc[j], wi, load_bf16(x + j * ldx + i));
+    }
+    if (tail != 0) {
+      const __m512bh wi = load_bf16(tail, r + body);
+#pragma GCC unroll 8
+      for (int j = 0; j < M; ++j) acc[j] = _mm512_dpbf16_ps(acc[j], wi, load_bf16(tail, x + j * ldx + body));
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < M; ++j) y[j * ldy + n] = _mm512_reduce_add_ps(acc[j]);
+  }
+}
+
 using Isa = MatvecIsa;
+
+// Rows [n0, n1) of the weight against the m lhs rows; `x` is the lhs as
+// the kernel of `isa` reads it (bf16 widened to f32 for plain AVX-512).
+template <int M>
+void rows_of(Isa isa, DType dtype, const void* x, int64_t ldx, const void* w, int64_t stride, int64_t k, int64_t n0,
+             int64_t n1, float* y, int64_t ldy) {
+  const auto* x32 = static_cast<const float*>(x);
+  const auto* x16 = static_cast<const uint16_t*>(x);
+  const auto* w16 = static_cast<const uint16_t*>(w);
+  if (isa == Isa::scalar) return rows_scalar_m<M>(x, ldx, w, dtype, stride, k, n0, n1, y, ldy);
+  if (dtype == DType::f32) {
+    if constexpr (M == 1) return rows_f32_avx512(x32, static_cast<const float*>(w), stride, k, n0, n1, y);
+    return rows_f32_avx512_m<M>(x32, ldx, static_cast<const float*>(w), stride, k, n0, n1, y, ldy);
+  }
+  if (isa == Isa::avx512) {
+    if constexpr (M == 1) return rows_bf16_avx512(x32, w16, stride, k, n0, n1, y);
+    return rows_bf16_avx512_m<M>(x32, ldx, w16, stride, k, n0, n1, y, ldy);
+  }
+  if constexpr (M == 1) return rows_bf16_dp(x16, w16, stride, k, n0, n1, y);
+  return rows_bf16_dp_m<M>(x16, ldx, w16, stride, k, n0, n1, y, ldy);
+}
+
+using RowsFn = void (*)(Isa, DType, const void*, int64_t, const void*, int64_t, int64_t, int64_t, int64_t, float*,
+                        int64_t);
+constexpr RowsFn kRowsOf[kMaxMatvecRows] = {rows_of<1>, rows_of<2>, rows_of<3>, rows_of<4>,
+                                            rows_of<5>, rows_of<6>, rows_of<7>, rows_of<8>};
 
 // --- the epilogue, in f32, then the store ----------------------------------
 
-// One post-op at a time over the chunk's sums y[n0, n1), so each loop is a
-// plain array loop the compiler vectorizes (the exp ones aside).
-void apply_epilogue(float* y, int64_t n0, int64_t n1, const std::vector<PostOp>& epilogue, const void* const* extra) {
+// One post-op at a time over the sums y[n0, n1) of result row `row` (the
+// result and the extra inputs are {m, n} row-major, per-column extras {n}),
+// so each loop is a plain array loop the compiler vectorizes (the exp ones
+// aside).
+void apply_epilogue(float* y, int64_t n0, int64_t n1, int64_t row, int64_t n_total, const std::vector<PostOp>& epilogue,
+                    const void* const* extra) {
   size_t next = 0;
   for (const PostOp& op : epilogue) {
-    const bool binary = op.kind == PostOp::Kind::add || op.kind == PostOp::Kind::sub || op.kind == PostOp::Kind::mul;
-    const void* other = binary ? extra[next++] : nullptr;
-    const auto* other_f32 = static_cast<const float*>(other);
-    const auto* other_bf16 = static_cast<const uint16_t*>(other);
+    const bool binary = op.binary();
+    const int64_t offset = binary && !op.per_column ? row * n_total : 0;
+    const auto* other_f32 = binary ? static_cast<const float*>(extra[next]) + offset : nullptr;
+    const auto* other_bf16 = binary ? static_cast<const uint16_t*>(extra[next]) + offset : nullptr;
+    next += binary ? 1 : 0;
     const bool bf16 = binary && op.dtype == DType::bf16;
     auto operand = [&](int64_t n) { return bf16 ? bf16_bits_to_f32(other_bf16[n]) : other_f32[n]; };
     switch (op.kind) {
@@ -188,29 +307,33 @@ MatvecIsa best_matvec_isa() {
 bool is_matvec(const MatmulShape& s) {
   const bool dtypes = (s.operand == DType::f32 || s.operand == DType::bf16) && s.compute == s.operand &&
                       (s.result == DType::f32 || s.result == DType::bf16);
-  return dtypes && s.batch == 1 && s.m == 1 && s.k >= 1 && s.n >= 1 && (s.k == 1 || s.lhs_strides[2] == 1) &&
-         (s.k == 1 || s.rhs_strides[1] == 1) && s.rhs_strides[2] >= s.k;
+  return dtypes && s.batch == 1 && s.m >= 1 && s.m <= kMaxMatvecRows && s.k >= 1 && s.n >= 1 &&
+         (s.k == 1 || s.lhs_strides[2] == 1) && (s.k == 1 || s.rhs_strides[1] == 1) && s.rhs_strides[2] >= s.k;
 }
 
 void run_matvec(const MatmulShape& s, const void* lhs, const void* rhs, void* out, const void* const* extra,
                 MatvecIsa isa) {
   if (isa > best_matvec_isa()) fail("[dot_general] this CPU cannot run the matrix-vector kernel asked for");
-  const int64_t k = s.k, n_total = s.n, stride = s.rhs_strides[2];
+  const int64_t m = s.m, k = s.k, n_total = s.n, stride = s.rhs_strides[2];
   // f32 sums land here first (the epilogue and a bf16 store read them).
   thread_local std::vector<float> sums;
   thread_local std::vector<float> wide_x;
   float* y = s.result == DType::f32 && s.epilogue.empty() ? static_cast<float*>(out) : nullptr;
   if (y == nullptr) {
-    if (sums.size() < static_cast<size_t>(n_total)) sums.resize(static_cast<size_t>(n_total));
+    if (sums.size() < static_cast<size_t>(m * n_total)) sums.resize(static_cast<size_t>(m * n_total));
     y = sums.data();
   }
-  const bool widen_x = s.operand == DType::bf16 && isa == Isa::avx512;
-  if (widen_x) {
-    if (wide_x.size() < static_cast<size_t>(k)) wide_x.resize(static_cast<size_t>(k));
-    const auto* x = static_cast<const uint16_t*>(lhs);
-    for (int64_t i = 0; i < k; ++i) wide_x[static_cast<size_t>(i)] = bf16_bits_to_f32(x[i]);
+  const void* x = lhs;
+  int64_t ldx = m == 1 ? k : s.lhs_strides[1];
+  if (s.operand == DType::bf16 && isa == Isa::avx512) {  // widened once here, not per weight row
+    if (wide_x.size() < static_cast<size_t>(m * k)) wide_x.resize(static_cast<size_t>(m * k));
+    const auto* narrow = static_cast<const uint16_t*>(lhs);
+    for (int64_t j = 0; j < m; ++j)
+      for (int64_t i = 0; i < k; ++i) wide_x[static_cast<size_t>(j * k + i)] = bf16_bits_to_f32(narrow[j * ldx + i]);
+    x = wide_x.data();
+    ldx = k;
   }
-  const float* x_f32 = widen_x ? wide_x.data() : nullptr;
+  const RowsFn rows = kRowsOf[m - 1];
 
   // The rows go out in guided chunks, at least about 64 KiB of weights each,
   // taken in order by whichever thread is free: the first chunks are long
@@ -224,29 +347,16 @@ void run_matvec(const MatmulShape& s, const void* lhs, const void* rhs, void* ou
 #pragma omp parallel for schedule(guided, 1)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t n0 = c * chunk, n1 = std::min(n_total, n0 + chunk);
-    if (s.operand == DType::f32) {
-      const auto* x = static_cast<const float*>(lhs);
-      const auto* w = static_cast<const float*>(rhs);
-      if (isa == Isa::scalar)
-        rows_f32_scalar(x, w, stride, k, n0, n1, y);
-      else
-        rows_f32_avx512(x, w, stride, k, n0, n1, y);
-    } else {
-      const auto* x = static_cast<const uint16_t*>(lhs);
-      const auto* w = static_cast<const uint16_t*>(rhs);
-      if (isa == Isa::avx512_bf16)
-        rows_bf16_dp(x, w, stride, k, n0, n1, y);
-      else if (isa == Isa::avx512)
-        rows_bf16_avx512(x_f32, w, stride, k, n0, n1, y);
-      else
-        rows_bf16_scalar(x, w, stride, k, n0, n1, y);
-    }
-    if (y != out) {
-      apply_epilogue(y, n0, n1, s.epilogue, extra);
+    rows(isa, s.operand, x, ldx, rhs, stride, k, n0, n1, y, n_total);
+    if (y == out) continue;
+    for (int64_t j = 0; j < m; ++j) {
+      float* row = y + j * n_total;
+      apply_epilogue(row, n0, n1, j, n_total, s.epilogue, extra);
       if (s.result == DType::f32)
-        std::memcpy(static_cast<float*>(out) + n0, y + n0, static_cast<size_t>(n1 - n0) * sizeof(float));
+        std::memcpy(static_cast<float*>(out) + j * n_total + n0, row + n0,
+                    static_cast<size_t>(n1 - n0) * sizeof(float));
       else
-        for (int64_t n = n0; n < n1; ++n) static_cast<uint16_t*>(out)[n] = f32_to_bf16(y[n]);
+        for (int64_t n = n0; n < n1; ++n) static_cast<uint16_t*>(out)[j * n_total + n] = f32_to_bf16(row[n]);
     }
   }
 }
