@@ -10,7 +10,7 @@
 #   MODEL_DIR   a checkpoint from bench/make_llama_checkpoint.py
 #   GGUF        the same weights from bench/peers/hf_to_gguf.py
 #   LLAMA_BENCH the llama-bench binary built from llama.cpp's source; "-" skips it
-#   DTYPE       bf16 or f32 (default bf16); P, N: llama-bench style lists (128,512 and 128)
+#   DTYPE       bf16, f32 or f16 (default bf16); P, N: llama-bench style lists (128,512 and 128)
 # Set SKIP_TORCH=1 to leave PyTorch out (e.g. for the 7B shape).
 set -euo pipefail
 cd "$(dirname "$0")/.."

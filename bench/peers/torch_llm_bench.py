@@ -4,7 +4,7 @@ the way `kiln bench` and llama-bench time a model: ppN is one forward of N
 tokens on an empty cache, tgN is N one-token forwards at positions 0..N-1;
 forward steps only (no sampling), one warm-up, then R timed runs.
 
-    command -p python3 bench/peers/torch_llm_bench.py MODEL_DIR [-p 128,512] [-n 128] [-r 3] [-t 2] [--dtype bf16]
+    command -p python3 bench/peers/torch_llm_bench.py MODEL_DIR [-p 128,512] [-n 128] [-r 3] [-t 2] [--dtype f32|bf16|f16]
 
 Prints one JSON object per test, with the fields of `kiln bench --json`.
 """
@@ -66,10 +66,10 @@ def main():
     parser.add_argument("-n", default="128")
     parser.add_argument("-r", type=int, default=3)
     parser.add_argument("-t", type=int, default=os.cpu_count())
-    parser.add_argument("--dtype", choices=["f32", "bf16"], default="f32")
+    parser.add_argument("--dtype", choices=["f32", "bf16", "f16"], default="f32")
     args = parser.parse_args()
     torch.set_num_threads(args.t)
-    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+    dtype = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[args.dtype]
     model, config = load(args.model, dtype)
     vocab = config["vocab_size"]
 

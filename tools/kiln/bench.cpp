@@ -29,13 +29,15 @@ struct Test {
   }
 };
 
-// The checkpoint's dtype from config.json's torch_dtype: bf16 stays bf16,
-// anything else runs in f32.
+// The checkpoint's dtype from config.json's torch_dtype: bf16 and f16 stay
+// as they are, anything else runs in f32.
 DType checkpoint_dtype(const std::filesystem::path& model) {
   io::Metadata config;
   const auto path = model / "config.json";
   if (std::filesystem::exists(path)) config = io::load_config(path);
-  if (config.contains("torch_dtype") && config.get<std::string>("torch_dtype") == "bfloat16") return DType::bf16;
+  const std::string torch_dtype = config.contains("torch_dtype") ? config.get<std::string>("torch_dtype") : "";
+  if (torch_dtype == "bfloat16") return DType::bf16;
+  if (torch_dtype == "float16") return DType::f16;
   return DType::f32;
 }
 
@@ -50,8 +52,8 @@ void bench(const BenchArgs& args) {
   DType dtype = checkpoint_dtype(args.model);
   if (!args.dtype.empty()) {
     const auto chosen = dtype_from_name(args.dtype);
-    if (!chosen || (*chosen != DType::f32 && *chosen != DType::bf16))
-      fail("--dtype must be f32 or bf16, not '{}'", args.dtype);
+    if (!chosen || (*chosen != DType::f32 && *chosen != DType::bf16 && *chosen != DType::f16))
+      fail("--dtype must be f32, bf16 or f16, not '{}'", args.dtype);
     dtype = *chosen;
   }
   const int threads = args.threads > 0 ? args.threads : static_cast<int>(std::thread::hardware_concurrency());

@@ -11,7 +11,7 @@ struct BenchArgs {
   std::vector<int> generate = {128};  // tg tests: decode steps (0 skips)
   int threads = 0;                    // 0: one per core
   int repetitions = 5;
-  std::string dtype;  // empty: the checkpoint's (f32 or bf16)
+  std::string dtype;  // empty: the checkpoint's (f32, bf16 or f16)
   bool json = false;
   bool quiet = false;
 };

@@ -15,8 +15,8 @@ void generate(const GenerateArgs& args) {
   if (args.top_k < 0) fail("--top-k must be >= 0, got {}", args.top_k);
   if (!(args.top_p > 0 && args.top_p <= 1)) fail("--top-p must be in (0, 1], got {}", args.top_p);
   const auto dtype = dtype_from_name(args.dtype);
-  if (!dtype || (*dtype != DType::f32 && *dtype != DType::bf16))
-    fail("--dtype must be f32 or bf16, not '{}'", args.dtype);
+  if (!dtype || (*dtype != DType::f32 && *dtype != DType::bf16 && *dtype != DType::f16))
+    fail("--dtype must be f32, bf16 or f16, not '{}'", args.dtype);
 
   if (args.threads < 0) fail("-t must be at least 1, got {}", args.threads);
   if (args.threads > 0) set_cpu_threads(args.threads);

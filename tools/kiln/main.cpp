@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
   generate->add_option("--top-p", gen.top_p, "sample from the smallest set reaching this probability")
       ->capture_default_str();
   generate->add_option("--seed", gen.seed, "random seed (same seed, same text)")->capture_default_str();
-  generate->add_option("--dtype", gen.dtype, "compute dtype: f32 or bf16")->capture_default_str();
+  generate->add_option("--dtype", gen.dtype, "compute dtype: f32, bf16 or f16")->capture_default_str();
   generate->add_flag("--json", gen.json,
                      "print {\"prompt_tokens\":[...],\"tokens\":[...],\"text\":\"...\"} for scripts");
   generate->add_option("-t,--threads", gen.threads, "CPU threads (default: one per core)");
@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   bench->add_option("-t,--threads", bench_args.threads, "CPU threads (default: one per core)");
   bench->add_option("-r,--repetitions", bench_args.repetitions, "timed runs per test, after one warm-up")
       ->capture_default_str();
-  bench->add_option("--dtype", bench_args.dtype, "compute dtype: f32 or bf16 (default: the checkpoint's)");
+  bench->add_option("--dtype", bench_args.dtype, "compute dtype: f32, bf16 or f16 (default: the checkpoint's)");
   bench->add_flag("--json", bench_args.json, "print the results as JSON");
   bench->add_flag("-q,--quiet", bench_args.quiet, "no progress lines on stderr");
 

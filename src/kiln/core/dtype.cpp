@@ -138,7 +138,23 @@ std::optional<DType> dtype_from_safetensors(std::string_view code) {
   return std::nullopt;
 }
 
-uint16_t f32_to_f16(float value) { return static_cast<uint16_t>(encode(kF16, value)); }
+// f16 stores and loads run per element in kernels and weight conversion,
+// so finite values take bit arithmetic (NaN and infinity the general path).
+uint16_t f32_to_f16(float value) {
+  const uint32_t bits = std::bit_cast<uint32_t>(value);
+  const auto sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
+  const uint32_t magnitude = bits & 0x7FFFFFFFu;
+  if (magnitude >= 0x7F800000u) return static_cast<uint16_t>(encode(kF16, value));
+  if (magnitude >= 0x477FF000u) return sign | 0x7C00u;  // 65520 and up round to infinity
+  if (magnitude >= 0x38800000u) {                       // normal: rebias, round to nearest even on the bits
+    const uint32_t rebiased = magnitude - (112u << 23);
+    return sign | static_cast<uint16_t>((rebiased + 0xFFFu + ((rebiased >> 13) & 1u)) >> 13);
+  }
+  // Subnormal (or zero): adding 0.5 puts the 2^-24 unit in the last mantissa
+  // bit, so the float addition itself rounds to nearest even.
+  const float shifted = std::bit_cast<float>(magnitude) + 0.5f;
+  return sign | static_cast<uint16_t>(std::bit_cast<uint32_t>(shifted) - 0x3F000000u);
+}
 // bf16 keeps f32's exponent, so rounding to nearest even is an add on the
 // bits (a carry bumps the exponent, up to infinity, as it should); NaNs keep
 // their top payload and get the quiet bit (checked against PyTorch's bits,
@@ -152,7 +168,14 @@ uint16_t f32_to_bf16(float value) {
 uint8_t f32_to_f8e4m3fn(float value) { return static_cast<uint8_t>(encode(kF8E4M3FN, value)); }
 uint8_t f32_to_f8e5m2(float value) { return static_cast<uint8_t>(encode(kF8E5M2, value)); }
 
-float f16_to_f32(uint16_t bits) { return decode(kF16, bits); }
+float f16_to_f32(uint16_t bits) {
+  const uint32_t sign = static_cast<uint32_t>(bits & 0x8000u) << 16;
+  const uint32_t exp_field = (bits >> 10) & 0x1Fu, mantissa = bits & 0x3FFu;
+  if (exp_field == 0x1F) return decode(kF16, bits);
+  if (exp_field == 0)  // zero or subnormal: mantissa x 2^-24, exact in f32
+    return std::bit_cast<float>(sign | std::bit_cast<uint32_t>(static_cast<float>(mantissa) * 0x1p-24f));
+  return std::bit_cast<float>(sign | ((exp_field + 112u) << 23) | (mantissa << 13));
+}
 // bf16 is the top half of an f32, so widening is a shift.
 float bf16_to_f32(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
 float f8e4m3fn_to_f32(uint8_t bits) { return decode(kF8E4M3FN, bits); }

@@ -27,10 +27,13 @@ io::BufferStore converted(const io::BufferStore& store, DType dtype) {
     const HostBuffer flat = source.is_contiguous() ? source : source.copy();
     HostBuffer target = HostBuffer::allocate(flat.shape().with_dtype(dtype));
     const int64_t count = flat.shape().count();
-    if (flat.dtype() == DType::f32 && dtype == DType::bf16) {  // the common case, without a double per element
+    if (flat.dtype() == DType::f32 && (dtype == DType::bf16 || dtype == DType::f16)) {  // without a double per element
       const auto* from = reinterpret_cast<const float*>(flat.data());
       auto* to = reinterpret_cast<uint16_t*>(target.mutable_data());
-      for (int64_t i = 0; i < count; ++i) to[i] = f32_to_bf16(from[i]);
+      if (dtype == DType::bf16)
+        for (int64_t i = 0; i < count; ++i) to[i] = f32_to_bf16(from[i]);
+      else
+        for (int64_t i = 0; i < count; ++i) to[i] = f32_to_f16(from[i]);
     } else {
       const size_t in = size_of(flat.dtype()), out_size = size_of(dtype);
       for (int64_t i = 0; i < count; ++i)
@@ -55,7 +58,8 @@ Tokenizer load_tokenizer(const std::filesystem::path& model_dir) {
 Generator::Generator(const Platform& platform, const std::filesystem::path& model_dir, DType dtype,
                      std::function<void(const std::string&)> progress)
     : platform_(platform), dtype_(dtype), progress_(std::move(progress)), tokenizer_(load_tokenizer(model_dir)) {
-  if (dtype != DType::f32 && dtype != DType::bf16) fail("generate: dtype must be f32 or bf16, not {}", name(dtype));
+  if (dtype != DType::f32 && dtype != DType::bf16 && dtype != DType::f16)
+    fail("generate: dtype must be f32, bf16 or f16, not {}", name(dtype));
   const auto start = Clock::now();
   auto say = [&](const std::string& message) {
     if (progress_) progress_(message);

@@ -25,7 +25,7 @@ struct GenerateOptions {
   int64_t max_new_tokens = 64;
   nn::SamplingOptions sampling;  // temperature 0 is greedy
   uint64_t seed = 0;
-  DType dtype = DType::f32;  // f32 or bf16 compute (weights converted once at load)
+  DType dtype = DType::f32;  // f32, bf16 or f16 compute (weights converted once at load)
   bool stop_at_eos = true;
 };
 

@@ -1,10 +1,11 @@
 // The decode matrix-vector kernels (backend/cpu/matvec.h), each instruction
 // set this CPU runs, against sums in double precision of the same products:
-// 1 to 8 lhs rows, f32 and bf16 weights, K with and without a vector tail,
-// N not a multiple of the row block, rows with padding, every epilogue (with
-// per-row and per-column extra inputs), f32 and bf16 results.
+// 1 to 8 lhs rows, f32, bf16 and f16 weights, K with and without a vector
+// tail, N not a multiple of the row block, rows with padding, every epilogue
+// (with per-row and per-column extra inputs), f32, bf16 and f16 results.
 // The whole program path (a decode-shaped dot with a residual add and SwiGLU
-// through compile) is checked against the reference interpreter too.
+// through compile, and a prompt-shaped one on packed f16 weights) is checked
+// against the reference interpreter too.
 #include "kiln/backend/cpu/matvec.h"
 
 #include <gtest/gtest.h>
@@ -27,9 +28,12 @@ struct Case {
   int64_t m = 1, ldx = 0;  // lhs rows, `ldx` apart (0: k)
 };
 
-double load(const std::vector<uint16_t>& bf16, const std::vector<float>& f32, DType dtype, int64_t i) {
-  return dtype == DType::bf16 ? bf16_to_f32(bf16[static_cast<size_t>(i)]) : f32[static_cast<size_t>(i)];
+double load(const std::vector<uint16_t>& half, const std::vector<float>& f32, DType dtype, int64_t i) {
+  const auto at = static_cast<size_t>(i);
+  return dtype == DType::bf16 ? bf16_to_f32(half[at]) : dtype == DType::f16 ? f16_to_f32(half[at]) : f32[at];
 }
+
+uint16_t to_half(DType dtype, float v) { return dtype == DType::f16 ? f32_to_f16(v) : f32_to_bf16(v); }
 
 void check(const Case& c, MatvecIsa isa) {
   std::mt19937 rng(static_cast<uint32_t>(c.k * 131 + c.n + c.m));
@@ -38,8 +42,8 @@ void check(const Case& c, MatvecIsa isa) {
   const auto elements = static_cast<size_t>(c.n * c.stride);
   std::vector<float> x32(static_cast<size_t>(c.m * ldx)), w32(elements);
   std::vector<uint16_t> x16(x32.size()), w16(elements);
-  for (size_t i = 0; i < x32.size(); ++i) x16[i] = f32_to_bf16(x32[i] = normal(rng));
-  for (size_t i = 0; i < elements; ++i) w16[i] = f32_to_bf16(w32[i] = normal(rng));
+  for (size_t i = 0; i < x32.size(); ++i) x16[i] = to_half(c.dtype, x32[i] = normal(rng));
+  for (size_t i = 0; i < elements; ++i) w16[i] = to_half(c.dtype, w32[i] = normal(rng));
   // Extra inputs of the binary post-ops: f32, one per output ({m, n}), or
   // one per column ({n}).
   std::vector<std::vector<float>> extras;
@@ -55,17 +59,18 @@ void check(const Case& c, MatvecIsa isa) {
   s.m = c.m, s.n = c.n, s.k = c.k;
   s.lhs_strides = {c.m * ldx, ldx, 1};
   s.rhs_strides = {c.n * c.stride, 1, c.stride};
-  s.operand = s.compute = c.dtype;
+  s.operand = c.dtype;
+  s.compute = c.dtype == DType::f16 ? DType::f32 : c.dtype;
   s.result = c.result;
   s.epilogue = c.epilogue;
   ASSERT_TRUE(is_matvec(s));
   const auto outputs = static_cast<size_t>(c.m * c.n);
   std::vector<float> out32(outputs);
   std::vector<uint16_t> out16(outputs);
-  const bool bf16 = c.dtype == DType::bf16;
-  run_matvec(s, bf16 ? static_cast<const void*>(x16.data()) : x32.data(),
-             bf16 ? static_cast<const void*>(w16.data()) : w32.data(),
-             c.result == DType::bf16 ? static_cast<void*>(out16.data()) : out32.data(), extra_ptrs.data(), isa);
+  const bool half = c.dtype != DType::f32;
+  run_matvec(s, half ? static_cast<const void*>(x16.data()) : x32.data(),
+             half ? static_cast<const void*>(w16.data()) : w32.data(),
+             c.result != DType::f32 ? static_cast<void*>(out16.data()) : out32.data(), extra_ptrs.data(), isa);
 
   for (int64_t j = 0; j < c.m; ++j)
     for (int64_t n = 0; n < c.n; ++n) {
@@ -105,8 +110,9 @@ void check(const Case& c, MatvecIsa isa) {
         }
       }
       const auto at = static_cast<size_t>(j * c.n + n);
-      const double got = c.result == DType::bf16 ? bf16_to_f32(out16[at]) : out32[at];
-      const double tolerance = slack + 1e-6 + (c.result == DType::bf16 ? std::abs(v) * 0x1p-8 : std::abs(v) * 1e-6);
+      const double got = c.result == DType::f32 ? out32[at] : load(out16, out32, c.result, j * c.n + n);
+      const double rounding = c.result == DType::bf16 ? 0x1p-8 : c.result == DType::f16 ? 0x1p-11 : 1e-6;
+      const double tolerance = slack + 1e-6 + std::abs(v) * rounding;
       ASSERT_NEAR(got, v, tolerance) << "row " << j << ", column " << n << " of m=" << c.m << " k=" << c.k
                                      << " n=" << c.n << " isa " << static_cast<int>(isa);
     }
@@ -132,6 +138,12 @@ TEST(Matvec, EveryKernelMatchesDoublePrecisionSums) {
       {50, 5, 50, DType::f32, DType::f32, {{K::sub, DType::f32}, {K::tanh}, {K::relu}, {K::logistic}}, 7},
       {17, 9, 17, DType::bf16, DType::f32, {}, 4},
       {70, 11, 70, DType::f32, DType::f32, {{K::add, DType::f32, true}}, 6},
+      // f16 weights and activations, summed in f32
+      {64, 16, 64, DType::f16, DType::f16, {}},
+      {1000, 23, 1000, DType::f16, DType::f32, {}},
+      {37, 13, 40, DType::f16, DType::f16, {}, 3, 45},
+      {96, 12, 96, DType::f16, DType::f32, {{K::swish}, {K::mul, DType::f32}}, 8},
+      {17, 9, 17, DType::f16, DType::f16, {}, 5},
   };
   for (MatvecIsa isa : {MatvecIsa::scalar, MatvecIsa::avx512, MatvecIsa::avx512_bf16}) {
     if (isa > best_matvec_isa()) continue;
@@ -165,7 +177,7 @@ TEST(Matvec, NotForBatchesManyRowsOrPackedLayouts) {
 // A decode step's shape through compile: x{d} . W{out, d} + residual, and
 // SwiGLU's gate/up pair, on the cpu backend against the reference.
 TEST(Matvec, DecodeShapedDotsThroughCompile) {
-  for (DType dtype : {DType::f32, DType::bf16}) {
+  for (DType dtype : {DType::f32, DType::bf16, DType::f16}) {
     const Shape x({{"b", 1}, {"s", 1}, {"d", 70}}, dtype), w({{"o", 45}, {"d", 70}}, dtype),
         r({{"b", 1}, {"s", 1}, {"o", 45}}, dtype);
     auto fn = [](Tensor a, Tensor gate, Tensor up, Tensor residual) {
@@ -180,10 +192,10 @@ TEST(Matvec, DecodeShapedDotsThroughCompile) {
       HostBuffer h = HostBuffer::allocate(shape.with_dtype(DType::f32));
       for (float& v : h.mutable_span<float>()) v = normal(rng);
       HostBuffer typed = dtype == DType::f32 ? h : HostBuffer::allocate(shape);
-      if (dtype == DType::bf16) {
+      if (dtype != DType::f32) {
         auto dst = typed.mutable_span<uint16_t>();
         auto src = h.span<float>();
-        for (size_t i = 0; i < dst.size(); ++i) dst[i] = f32_to_bf16(src[i]);
+        for (size_t i = 0; i < dst.size(); ++i) dst[i] = to_half(dtype, src[i]);
       }
       cpu_args.push_back(Buffer::from(Platform::cpu(), typed));
       reference_args.push_back(Buffer::from(Platform::reference(), typed));
@@ -191,9 +203,11 @@ TEST(Matvec, DecodeShapedDotsThroughCompile) {
     const HostBuffer got = cpu(cpu_args[0], cpu_args[1], cpu_args[2], cpu_args[3]).to_host();
     const HostBuffer want =
         reference(reference_args[0], reference_args[1], reference_args[2], reference_args[3]).to_host();
-    // bf16: the epilogue rounds once where the reference rounds each op.
-    const testing::Tolerance tolerance =
-        dtype == DType::bf16 ? testing::Tolerance{0.05, 0.1} : testing::Tolerance{1e-4, 1e-4};
+    // bf16: the epilogue rounds once where the reference rounds each op;
+    // f16 (no epilogue fusion: its values stay kernels) rounds as it does.
+    const testing::Tolerance tolerance = dtype == DType::bf16  ? testing::Tolerance{0.05, 0.1}
+                                         : dtype == DType::f16 ? testing::Tolerance{0.02, 0.02}
+                                                               : testing::Tolerance{1e-4, 1e-4};
     EXPECT_TRUE(testing::all_close(got, want, tolerance, std::string(name(dtype))));
   }
 }

@@ -192,6 +192,34 @@ TEST(Bf16Matmul, ForcedToBf16StaysBf16) {
   EXPECT_TRUE(testing::all_close(r.got[0], r.expected[0], tolerance(DType::bf16), "y"));
 }
 
+// f16 is computed in f32: a weight is widened once at prepare into oneDNN's
+// packed layout, activations per call (both operands of a product of two
+// activations, as attention's), and a one-row product streams the f16
+// weight through the matvec kernel.
+TEST(F16Matmul, WidenedToF32MatchesTheReference) {
+  const Shape w = w_shape(DType::f16), activations = x_shape(DType::f16);
+  const ir::Graph g = trace(
+      [](Tensor w, Tensor x, Tensor y, Tensor one) {
+        return std::make_tuple(linear(x, w), x.dot(y.rename({{"s", "t"}}), "d"), linear(one, w));
+      },
+      w, activations, activations, Shape({{"s", 1}, {"d", 64}}, DType::f16));
+  const BothRuns r = run_both(g, 1);
+  size_t matmuls = 0, packed = 0;
+  for (const cpu::Step& s : r.cpu().steps()) {
+    if (s.kind != cpu::Step::Kind::matmul) continue;
+    ++matmuls;
+    packed += s.packed_weight >= 0;
+    EXPECT_EQ(s.matmul->shape().operand, DType::f16) << r.cpu().describe();
+    EXPECT_EQ(s.matmul->shape().compute, DType::f32) << r.cpu().describe();
+  }
+  EXPECT_EQ(matmuls, 3u) << r.cpu().describe();
+  EXPECT_EQ(packed, 1u) << r.cpu().describe();  // only the prompt-shaped weight product
+  // K = 64 products of values in [-1, 1], summed in f32 and rounded once to f16.
+  const testing::Tolerance f16_rounding{2e-3, 2e-3};
+  for (size_t i = 0; i < 3; ++i)
+    EXPECT_TRUE(testing::all_close(r.got[i], r.expected[i], f16_rounding, "output " + std::to_string(i)));
+}
+
 TEST(Bf16Matmul, AnUnknownChoiceIsAClearError) {
   ScopedEnv force("KILN_BF16_MATMUL", "fast");
   const ir::Graph g =

@@ -22,7 +22,9 @@ ir::Value converted(ir::Graph& g, ir::Value v, DType to) {
 ir::Value add_canonical_dot(ir::Graph& g, const ir::Node& dot, ir::Value lhs, ir::Value rhs) {
   auto a = dot.attrs_as<ir::DotAttrs>();
   const DType operand = g.shape(lhs).dtype();
-  const DType compute = operand == DType::bf16 ? DType::bf16 : DType::f32;
+  // bf16 and f16 reach the matmul as stored (f16 is computed in f32 there:
+  // its weights widened once at prepare, or streamed by the matvec kernels).
+  const DType compute = operand == DType::bf16 || operand == DType::f16 ? operand : DType::f32;
   lhs = converted(g, lhs, compute);
   rhs = converted(g, rhs, compute);
   const DType result = (a.result == DType::f32 || a.result == compute) ? a.result : DType::f32;

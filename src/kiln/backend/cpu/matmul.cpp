@@ -105,12 +105,13 @@ std::optional<MatmulShape> matmul_shape(const ir::Graph& graph, const ir::Node& 
   const Shape& lhs = graph.shape(dot.operands[0]);
   const Shape& rhs = graph.shape(dot.operands[1]);
   const DType t = lhs.dtype();
-  if (t != DType::f32 && t != DType::bf16) return std::nullopt;
+  if (t != DType::f32 && t != DType::bf16 && t != DType::f16) return std::nullopt;
   if (a.result != DType::f32 && a.result != t) return std::nullopt;
   const ir::Axes lhs_free = free_axes(lhs.rank(), a.lhs_batch, a.lhs_contracting);
   const ir::Axes rhs_free = free_axes(rhs.rank(), a.rhs_batch, a.rhs_contracting);
   MatmulShape m;
-  m.operand = m.compute = t;
+  m.operand = t;
+  m.compute = t == DType::f16 ? DType::f32 : t;  // oneDNN has no f16 GEMM on CPUs without avx512_fp16
   m.result = a.result;
   m.batch = product(lhs, a.lhs_batch);
   m.m = product(lhs, lhs_free);
@@ -134,6 +135,7 @@ std::optional<MatmulShape> matmul_shape(const ir::Graph& graph, const ir::Node& 
 }
 
 DType compute_dtype(const MatmulShape& shape) {
+  if (shape.operand == DType::f16) return DType::f32;
   if (shape.operand != DType::bf16) return shape.operand;
   const char* forced = std::getenv("KILN_BF16_MATMUL");
   const std::string_view choice = forced == nullptr ? "" : forced;
@@ -151,16 +153,18 @@ struct Matmul::Impl {
   bool packed = false;
   bool empty = false;                         // M, N or B is 0, or K is 0 (the result is the epilogue of zeros)
   bool matvec = false;                        // one row against unpacked weights: matvec.h, not oneDNN
-  bool widen_lhs = false;                     // bf16 operands computed in f32: the lhs is converted per call
-  bool narrow_out = false;                    // f32 computed, bf16 stored: the result goes through f32 scratch
+  bool widen_lhs = false;                     // bf16/f16 operands computed in f32: the lhs is converted per call
+  bool widen_rhs = false;                     // so is an unpacked rhs (f16 activations)
+  bool narrow_out = false;                    // f32 computed, bf16/f16 stored: the result goes through f32 scratch
   size_t reserved_bytes = 0;                  // of f32_weight_bytes(), given back when the matmul goes
   dnnl::memory::desc lhs_md, rhs_md, out_md;  // as the operands and result are stored
   dnnl::matmul::primitive_desc pd;
   dnnl::matmul primitive;
   dnnl::reorder widen, narrow;
-  dnnl::memory lhs_mem, rhs_mem, out_mem, lhs_wide, out_wide;
+  dnnl::reorder widen_rhs_reorder;
+  dnnl::memory lhs_mem, rhs_mem, out_mem, lhs_wide, rhs_wide, out_wide;
   std::vector<dnnl::memory> extra_mem;
-  std::unordered_map<int, dnnl::memory> args, widen_args, narrow_args;
+  std::unordered_map<int, dnnl::memory> args, widen_args, widen_rhs_args, narrow_args;
 };
 
 namespace {
@@ -191,10 +195,11 @@ dnnl::algorithm binary_algorithm(PostOp::Kind kind) {
   }
 }
 
-// Per-thread scratch for the f32 copies of a widened matmul's lhs and
-// result: grown on first use, then reused by every call on that thread.
+// Per-thread scratch for the f32 copies of a widened matmul's lhs, result
+// and unpacked rhs: grown on first use, then reused by every call on that
+// thread.
 std::byte* scratch(int which, size_t bytes) {
-  thread_local std::vector<std::byte> buffers[2];
+  thread_local std::vector<std::byte> buffers[3];
   auto& b = buffers[which];
   if (b.size() < bytes) b.resize(bytes);
   return b.data();
@@ -227,10 +232,10 @@ Matmul::Matmul(const MatmulShape& s, bool packed_weights) : impl_(std::make_uniq
   const auto rs = dense(s.rhs_strides, {s.batch, s.k, s.n});
   m.shape.lhs_strides = ls;
   m.shape.rhs_strides = rs;
-  const bool widened = s.operand == DType::bf16 && s.compute == DType::f32;
-  if (widened && !packed_weights) fail("[dot_general] an f32-computed bf16 matmul needs packed weights");
+  const bool widened = s.operand != s.compute;  // bf16 or f16 computed in f32
   m.widen_lhs = widened;
-  m.narrow_out = widened && s.result == DType::bf16;
+  m.widen_rhs = widened && !packed_weights;
+  m.narrow_out = widened && s.result != DType::f32;
   const auto src = dnnl_type(s.operand), dst = dnnl_type(s.result);
   const auto compute = dnnl_type(s.compute), computed = m.narrow_out ? dnnl_type(DType::f32) : dst;
   // Two dimensions when there is no batch: the plain GEMM path, whose weights can be packed.
@@ -244,7 +249,8 @@ Matmul::Matmul(const MatmulShape& s, bool packed_weights) : impl_(std::make_uniq
   m.out_md = dnnl::memory::desc(out_dims, dst, dense_tag);
   const dnnl::memory::desc lhs_compute = widened ? dnnl::memory::desc(lhs_dims, compute, dense_tag) : m.lhs_md;
   const dnnl::memory::desc out_compute = m.narrow_out ? dnnl::memory::desc(out_dims, computed, dense_tag) : m.out_md;
-  const dnnl::memory::desc weights_md = packed_weights ? dnnl::memory::desc(rhs_dims, compute, tag::any) : m.rhs_md;
+  const dnnl::memory::desc rhs_compute = m.widen_rhs ? dnnl::memory::desc(rhs_dims, compute, dense_tag) : m.rhs_md;
+  const dnnl::memory::desc weights_md = packed_weights ? dnnl::memory::desc(rhs_dims, compute, tag::any) : rhs_compute;
   dnnl::post_ops post_ops;
   std::vector<dnnl::memory::desc> extra_mds;
   for (const PostOp& op : s.epilogue) {
@@ -265,6 +271,8 @@ Matmul::Matmul(const MatmulShape& s, bool packed_weights) : impl_(std::make_uniq
     m.pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(lhs_compute, weights_md, out_compute), attributes, engine);
     m.primitive = dnnl::matmul(m.pd);
     if (m.widen_lhs) m.widen = dnnl::reorder(dnnl::reorder::primitive_desc(engine, m.lhs_md, engine, lhs_compute));
+    if (m.widen_rhs)
+      m.widen_rhs_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(engine, m.rhs_md, engine, rhs_compute));
     if (m.narrow_out) m.narrow = dnnl::reorder(dnnl::reorder::primitive_desc(engine, out_compute, engine, m.out_md));
   } catch (const dnnl::error& e) {
     fail("[dot_general] oneDNN has no matmul for [{}x{}x{}] x{} {} (computed in {}, {} post-ops): {}", s.m, s.k, s.n,
@@ -274,9 +282,10 @@ Matmul::Matmul(const MatmulShape& s, bool packed_weights) : impl_(std::make_uniq
   m.rhs_mem = dnnl::memory(packed_weights ? m.pd.weights_desc() : m.rhs_md, engine, DNNL_MEMORY_NONE);
   m.out_mem = dnnl::memory(m.out_md, engine, DNNL_MEMORY_NONE);
   m.lhs_wide = dnnl::memory(lhs_compute, engine, DNNL_MEMORY_NONE);
+  m.rhs_wide = dnnl::memory(rhs_compute, engine, DNNL_MEMORY_NONE);
   m.out_wide = dnnl::memory(out_compute, engine, DNNL_MEMORY_NONE);
   m.args = {{DNNL_ARG_SRC, m.widen_lhs ? m.lhs_wide : m.lhs_mem},
-            {DNNL_ARG_WEIGHTS, m.rhs_mem},
+            {DNNL_ARG_WEIGHTS, m.widen_rhs ? m.rhs_wide : m.rhs_mem},
             {DNNL_ARG_DST, m.narrow_out ? m.out_wide : m.out_mem}};
   for (size_t i = 0, extra = 0; i < s.epilogue.size(); ++i) {
     if (!s.epilogue[i].binary()) continue;
@@ -284,8 +293,9 @@ Matmul::Matmul(const MatmulShape& s, bool packed_weights) : impl_(std::make_uniq
     m.args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(static_cast<int>(i)) | DNNL_ARG_SRC_1] = m.extra_mem.back();
   }
   m.widen_args = {{DNNL_ARG_FROM, m.lhs_mem}, {DNNL_ARG_TO, m.lhs_wide}};
+  m.widen_rhs_args = {{DNNL_ARG_FROM, m.rhs_mem}, {DNNL_ARG_TO, m.rhs_wide}};
   m.narrow_args = {{DNNL_ARG_FROM, m.out_wide}, {DNNL_ARG_TO, m.out_mem}};
-  if (widened) {
+  if (widened && packed_weights) {
     m.reserved_bytes = m.pd.weights_desc().get_size();
     f32_weight_bytes() += m.reserved_bytes;
   }
@@ -309,7 +319,7 @@ void Matmul::pack(const void* rhs, void* packed) const {
   auto& d = onednn();
   dnnl::memory from(m.rhs_md, d.engine, const_cast<void*>(rhs));
   dnnl::memory to(m.pd.weights_desc(), d.engine, packed);
-  dnnl::reorder(from, to).execute(d.stream, from, to);  // converts bf16 to f32 for a widened matmul
+  dnnl::reorder(from, to).execute(d.stream, from, to);  // converts bf16/f16 to f32 for a widened matmul
   d.stream.wait();
 }
 
@@ -333,6 +343,10 @@ void Matmul::run(const void* lhs, const void* rhs, void* out, const void* const*
   if (m.widen_lhs) {
     m.lhs_wide.set_data_handle(scratch(0, m.lhs_wide.get_desc().get_size()));
     m.widen.execute(d.stream, m.widen_args);
+  }
+  if (m.widen_rhs) {
+    m.rhs_wide.set_data_handle(scratch(2, m.rhs_wide.get_desc().get_size()));
+    m.widen_rhs_reorder.execute(d.stream, m.widen_rhs_args);
   }
   if (m.narrow_out) m.out_wide.set_data_handle(scratch(1, m.out_wide.get_desc().get_size()));
   m.primitive.execute(d.stream, m.args);

@@ -33,8 +33,9 @@ struct MatmulShape {
   int64_t batch = 1, m = 1, n = 1, k = 1;
   std::array<int64_t, 3> lhs_strides{}, rhs_strides{};  // in elements, over (B, M, K) and (B, K, N)
   DType operand = DType::f32, result = DType::f32;
-  // The dtype the products are computed in: the operand's, or f32 for bf16
-  // operands on a CPU whose f32 GEMM is the faster one (see compute_dtype()).
+  // The dtype the products are computed in: the operand's, or f32 for f16
+  // operands and for bf16 ones on a CPU whose f32 GEMM is the faster one
+  // (see compute_dtype()).
   DType compute = DType::f32;
   std::vector<PostOp> epilogue;  // applied in order; each binary one reads the next extra input
 };
@@ -43,8 +44,9 @@ struct MatmulShape {
 ir::Axes free_axes(int rank, const ir::Axes& batch, const ir::Axes& contracting);
 
 // The matmul computing `dot`, or nullopt when the dot is not in canonical
-// form or its dtypes are not ones oneDNN computes here (f32, bf16 -> f32/bf16).
-// `compute` is the operand dtype.
+// form or its dtypes are not ones oneDNN computes here (f32, bf16, f16 ->
+// f32 or the operand's). `compute` is the operand dtype, f32 for f16 (whose
+// operands are widened: weights once at pack(), the rest per call).
 std::optional<MatmulShape> matmul_shape(const ir::Graph& graph, const ir::Node& dot);
 
 // The dtype to compute a matmul with packed weights in. bf16 weights are

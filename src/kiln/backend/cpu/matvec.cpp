@@ -66,12 +66,30 @@ KILN_AVX512 inline __m512 load_widened(const uint16_t* p) {
 KILN_AVX512 inline __m512 load_widened(__mmask16 mask, const uint16_t* p) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, p)), 16));
 }
+// f16: vcvtph2ps widens 16 halves exactly (AVX-512F).
+KILN_AVX512 inline __m512 load_f16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+KILN_AVX512 inline __m512 load_f16(__mmask16 mask, const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, p));
+}
+template <bool F16>
+KILN_AVX512 inline __m512 load_half(const uint16_t* p) {
+  return F16 ? load_f16(p) : load_widened(p);
+}
+template <bool F16>
+KILN_AVX512 inline __m512 load_half(__mmask16 mask, const uint16_t* p) {
+  return F16 ? load_f16(mask, p) : load_widened(mask, p);
+}
 KILN_AVX512_BF16 inline __m512bh load_bf16(const uint16_t* p) { return (__m512bh)_mm512_loadu_si512(p); }
 KILN_AVX512_BF16 inline __m512bh load_bf16(__mmask32 mask, const uint16_t* p) {
   return (__m512bh)_mm512_maskz_loadu_epi16(mask, p);
 }
 
-KILN_AVX512 void rows_bf16_avx512(const float* x, const uint16_t* w, int64_t stride, int64_t k, int64_t n0, int64_t n1,
+// 16-bit weights against x in f32: bf16 (without avx512_bf16) or f16 rows,
+// widened 16 elements at a time.
+template <bool F16>
+KILN_AVX512 void rows_half_avx512(const float* x, const uint16_t* w, int64_t stride, int64_t k, int64_t n0, int64_t n1,
                                   float* y) {
   const int64_t body4 = k / 64 * 64, body = k / 16 * 16;
   const __mmask16 tail = static_cast<__mmask16>((1u << (k - body)) - 1);
@@ -80,13 +98,13 @@ KILN_AVX512 void rows_bf16_avx512(const float* x, const uint16_t* w, int64_t str
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int64_t i = 0;
     for (; i < body4; i += 64) {
-      a0 = _mm512_fmadd_ps(load_widened(r + i), _mm512_loadu_ps(x + i), a0);
-      a1 = _mm512_fmadd_ps(load_widened(r + i + 16), _mm512_loadu_ps(x + i + 16), a1);
-      a2 = _mm512_fmadd_ps(load_widened(r + i + 32), _mm512_loadu_ps(x + i + 32), a2);
-      a3 = _mm512_fmadd_ps(load_widened(r + i + 48), _mm512_loadu_ps(x + i + 48), a3);
+      a0 = _mm512_fmadd_ps(load_half<F16>(r + i), _mm512_loadu_ps(x + i), a0);
+      a1 = _mm512_fmadd_ps(load_half<F16>(r + i + 16), _mm512_loadu_ps(x + i + 16), a1);
+      a2 = _mm512_fmadd_ps(load_half<F16>(r + i + 32), _mm512_loadu_ps(x + i + 32), a2);
+      a3 = _mm512_fmadd_ps(load_half<F16>(r + i + 48), _mm512_loadu_ps(x + i + 48), a3);
     }
-    for (; i < body; i += 16) a0 = _mm512_fmadd_ps(load_widened(r + i), _mm512_loadu_ps(x + i), a0);
-    if (tail != 0) a1 = _mm512_fmadd_ps(load_widened(tail, r + body), _mm512_maskz_loadu_ps(tail, x + body), a1);
+    for (; i < body; i += 16) a0 = _mm512_fmadd_ps(load_half<F16>(r + i), _mm512_loadu_ps(x + i), a0);
+    if (tail != 0) a1 = _mm512_fmadd_ps(load_half<F16>(tail, r + body), _mm512_maskz_loadu_ps(tail, x + body), a1);
     y[n] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
   }
 }
@@ -136,6 +154,8 @@ void rows_scalar_m(const void* xv, int64_t ldx, const void* wv, DType dtype, int
       float sum = 0;
       if (dtype == DType::f32)
         for (int64_t i = 0; i < k; ++i) sum += x32[j * ldx + i] * w32[n * stride + i];
+      else if (dtype == DType::f16)  // x widened to f32
+        for (int64_t i = 0; i < k; ++i) sum += x32[j * ldx + i] * f16_to_f32(w16[n * stride + i]);
       else
         for (int64_t i = 0; i < k; ++i)
           sum += bf16_bits_to_f32(x16[j * ldx + i]) * bf16_bits_to_f32(w16[n * stride + i]);
@@ -169,8 +189,8 @@ KILN_AVX512 void rows_f32_avx512_m(const float* x, int64_t ldx, const float* w, 
   }
 }
 
-template <int M>
-KILN_AVX512 void rows_bf16_avx512_m(const float* x, int64_t ldx, const uint16_t* w, int64_t stride, int64_t k,
+template <int M, bool F16>
+KILN_AVX512 void rows_half_avx512_m(const float* x, int64_t ldx, const uint16_t* w, int64_t stride, int64_t k,
                                     int64_t n0, int64_t n1, float* y, int64_t ldy) {
   const int64_t body = k / 16 * 16;
   const __mmask16 tail = static_cast<__mmask16>((1u << (k - body)) - 1);
@@ -180,13 +200,13 @@ KILN_AVX512 void rows_bf16_avx512_m(const float* x, int64_t ldx, const uint16_t*
 #pragma GCC unroll 8
     for (int j = 0; j < M; ++j) acc[j] = _mm512_setzero_ps();
     for (int64_t i = 0; i < body; i += 16) {
-      if (i % 32 == 0) prefetch_ahead(r + i);  // 16 bf16 are half a line
-      const __m512 wi = load_widened(r + i);
+      if (i % 32 == 0) prefetch_ahead(r + i);  // 16 halves are half a line
+      const __m512 wi = load_half<F16>(r + i);
 #pragma GCC unroll 8
       for (int j = 0; j < M; ++j) acc[j] = _mm512_fmadd_ps(wi, _mm512_loadu_ps(x + j * ldx + i), acc[j]);
     }
     if (tail != 0) {
-      const __m512 wi = load_widened(tail, r + body);
+      const __m512 wi = load_half<F16>(tail, r + body);
 #pragma GCC unroll 8
       for (int j = 0; j < M; ++j) acc[j] = _mm512_fmadd_ps(wi, _mm512_maskz_loadu_ps(tail, x + j * ldx + body), acc[j]);
     }
@@ -224,7 +244,8 @@ KILN_AVX512_BF16 void rows_bf16_dp_m(const uint16_t* x, int64_t ldx, const uint1
 using Isa = MatvecIsa;
 
 // Rows [n0, n1) of the weight against the m lhs rows; `x` is the lhs as
-// the kernel of `isa` reads it (bf16 widened to f32 for plain AVX-512).
+// the kernel of `isa` reads it (f16, and bf16 for plain AVX-512, widened to
+// f32).
 template <int M>
 void rows_of(Isa isa, DType dtype, const void* x, int64_t ldx, const void* w, int64_t stride, int64_t k, int64_t n0,
              int64_t n1, float* y, int64_t ldy) {
@@ -236,9 +257,13 @@ void rows_of(Isa isa, DType dtype, const void* x, int64_t ldx, const void* w, in
     if constexpr (M == 1) return rows_f32_avx512(x32, static_cast<const float*>(w), stride, k, n0, n1, y);
     return rows_f32_avx512_m<M>(x32, ldx, static_cast<const float*>(w), stride, k, n0, n1, y, ldy);
   }
+  if (dtype == DType::f16) {
+    if constexpr (M == 1) return rows_half_avx512<true>(x32, w16, stride, k, n0, n1, y);
+    return rows_half_avx512_m<M, true>(x32, ldx, w16, stride, k, n0, n1, y, ldy);
+  }
   if (isa == Isa::avx512) {
-    if constexpr (M == 1) return rows_bf16_avx512(x32, w16, stride, k, n0, n1, y);
-    return rows_bf16_avx512_m<M>(x32, ldx, w16, stride, k, n0, n1, y, ldy);
+    if constexpr (M == 1) return rows_half_avx512<false>(x32, w16, stride, k, n0, n1, y);
+    return rows_half_avx512_m<M, false>(x32, ldx, w16, stride, k, n0, n1, y, ldy);
   }
   if constexpr (M == 1) return rows_bf16_dp(x16, w16, stride, k, n0, n1, y);
   return rows_bf16_dp_m<M>(x16, ldx, w16, stride, k, n0, n1, y, ldy);
@@ -305,8 +330,10 @@ MatvecIsa best_matvec_isa() {
 }
 
 bool is_matvec(const MatmulShape& s) {
-  const bool dtypes = (s.operand == DType::f32 || s.operand == DType::bf16) && s.compute == s.operand &&
-                      (s.result == DType::f32 || s.result == DType::bf16);
+  // f16 is computed in f32 (as matmul_shape() says), the others as stored.
+  const bool dtypes = (s.operand == DType::f32 || s.operand == DType::bf16 || s.operand == DType::f16) &&
+                      s.compute == (s.operand == DType::f16 ? DType::f32 : s.operand) &&
+                      (s.result == DType::f32 || s.result == DType::bf16 || s.result == DType::f16);
   return dtypes && s.batch == 1 && s.m >= 1 && s.m <= kMaxMatvecRows && s.k >= 1 && s.n >= 1 &&
          (s.k == 1 || s.lhs_strides[2] == 1) && (s.k == 1 || s.rhs_strides[1] == 1) && s.rhs_strides[2] >= s.k;
 }
@@ -325,11 +352,13 @@ void run_matvec(const MatmulShape& s, const void* lhs, const void* rhs, void* ou
   }
   const void* x = lhs;
   int64_t ldx = m == 1 ? k : s.lhs_strides[1];
-  if (s.operand == DType::bf16 && isa == Isa::avx512) {  // widened once here, not per weight row
+  const bool f16 = s.operand == DType::f16;
+  if ((s.operand == DType::bf16 && isa == Isa::avx512) || f16) {  // widened once here, not per weight row
     if (wide_x.size() < static_cast<size_t>(m * k)) wide_x.resize(static_cast<size_t>(m * k));
     const auto* narrow = static_cast<const uint16_t*>(lhs);
     for (int64_t j = 0; j < m; ++j)
-      for (int64_t i = 0; i < k; ++i) wide_x[static_cast<size_t>(j * k + i)] = bf16_bits_to_f32(narrow[j * ldx + i]);
+      for (int64_t i = 0; i < k; ++i)
+        wide_x[static_cast<size_t>(j * k + i)] = f16 ? f16_to_f32(narrow[j * ldx + i]) : bf16_bits_to_f32(narrow[j * ldx + i]);
     x = wide_x.data();
     ldx = k;
   }
@@ -355,8 +384,10 @@ void run_matvec(const MatmulShape& s, const void* lhs, const void* rhs, void* ou
       if (s.result == DType::f32)
         std::memcpy(static_cast<float*>(out) + j * n_total + n0, row + n0,
                     static_cast<size_t>(n1 - n0) * sizeof(float));
-      else
+      else if (s.result == DType::bf16)
         for (int64_t n = n0; n < n1; ++n) static_cast<uint16_t*>(out)[j * n_total + n] = f32_to_bf16(row[n]);
+      else
+        for (int64_t n = n0; n < n1; ++n) static_cast<uint16_t*>(out)[j * n_total + n] = f32_to_f16(row[n]);
     }
   }
 }

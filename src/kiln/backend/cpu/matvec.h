@@ -5,7 +5,8 @@
 // read straight from its (mapped) memory once per call (each weight row
 // against every lhs row), the rows split over the threads. Decode is bound by the bytes of the weights, so nothing is
 // packed or converted: bf16 rows go through vdpbf16ps where the CPU has avx512_bf16 (exact bf16 products, f32 sums),
-// AVX-512F conversions where not, and plain loops on CPUs without AVX-512.
+// AVX-512F conversions where not; f16 rows are widened by vcvtph2ps against an f32 lhs; plain loops on CPUs without
+// AVX-512.
 #include "kiln/backend/cpu/matmul.h"
 
 namespace kiln::cpu {
@@ -16,7 +17,7 @@ constexpr int64_t kMaxMatvecRows = 8;
 
 // True when `shape` is one such product: 1 to kMaxMatvecRows lhs rows (no
 // batch), K contiguous in both operands, f32 or bf16 computed in the
-// operand dtype.
+// operand dtype or f16 computed in f32; the result f32 or the operand dtype.
 bool is_matvec(const MatmulShape& shape);
 
 // The instruction sets the kernels come in, each a superset of the one before.

@@ -19,9 +19,12 @@ inline OneDnn& onednn() {
   return *d;
 }
 
-// f32 or bf16, the dtypes the backend hands to oneDNN.
+// f32, bf16 or f16, the dtypes the backend hands to oneDNN (f16 only to
+// reorders: it is converted to f32 for the GEMMs).
 inline dnnl::memory::data_type dnnl_type(DType d) {
-  return d == DType::bf16 ? dnnl::memory::data_type::bf16 : dnnl::memory::data_type::f32;
+  return d == DType::bf16  ? dnnl::memory::data_type::bf16
+         : d == DType::f16 ? dnnl::memory::data_type::f16
+                           : dnnl::memory::data_type::f32;
 }
 
 // A text naming the reorder from `from` to `to` (dims, data types, strides
