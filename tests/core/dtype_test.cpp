@@ -35,8 +35,17 @@ TEST(DType, TableIsConsistent) {
   for (int i = 0; i < kDTypeCount; ++i) {
     const auto d = static_cast<DType>(i);
     EXPECT_EQ(dtype_from_name(name(d)), d);
-    EXPECT_EQ(dtype_from_safetensors(info(d).safetensors), d);
+    if (is_quantized(d)) {
+      EXPECT_EQ(info(d).safetensors, "");
+      EXPECT_GT(block_size(d), 1);
+    } else {
+      EXPECT_EQ(dtype_from_safetensors(info(d).safetensors), d);
+      EXPECT_EQ(block_size(d), 1);
+    }
   }
+  EXPECT_FALSE(dtype_from_safetensors("").has_value());
+  EXPECT_EQ(size_of(DType::q4_k), 144u);  // bytes per 256-element block
+  EXPECT_EQ(block_size(DType::q8_0), 32);
   EXPECT_FALSE(dtype_from_safetensors("F12").has_value());
   EXPECT_FALSE(dtype_from_name("float").has_value());
   EXPECT_TRUE(is_float(DType::bf16));

@@ -1,6 +1,12 @@
 #pragma once
 // Element types. The table in dtype.cpp is the single source of each type's
 // size, printable name and safetensors code.
+//
+// The block-quantized types are GGML's (as GGUF files hold them): `block`
+// consecutive elements along the innermost axis are stored together in
+// `size` bytes (scales and packed integers), so a shape of one needs its
+// innermost dimension to be a multiple of the block, its bytes come from
+// Shape::byte_size(), and single elements have no address of their own.
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -23,21 +29,33 @@ enum class DType : uint8_t {
   f64,
   f8e4m3fn,  // 1-4-3, bias 7, no infinities, S.1111.111 is NaN, max 448
   f8e5m2,    // 1-5-2, bias 15, IEEE-like with infinities, max 57344
+  q4_0,      // 32 elements: f16 scale, 32 4-bit values
+  q4_1,      // 32 elements: f16 scale and minimum, 32 4-bit values
+  q5_0,      // 32 elements: f16 scale, 32 5-bit values
+  q5_1,      // 32 elements: f16 scale and minimum, 32 5-bit values
+  q8_0,      // 32 elements: f16 scale, 32 int8 values
+  q4_k,      // 256 elements: f16 super-scale and -minimum, 8 sub-blocks of 6-bit scales/minimums, 4-bit values
+  q5_k,      // 256 elements: as q4_k with 5-bit values
+  q6_k,      // 256 elements: 16 sub-blocks of int8 scales, f16 super-scale, 6-bit values
 };
-inline constexpr int kDTypeCount = 15;
+inline constexpr int kDTypeCount = 23;
 
-enum class DTypeKind : uint8_t { boolean, signed_int, unsigned_int, floating };
+enum class DTypeKind : uint8_t { boolean, signed_int, unsigned_int, floating, quantized };
 
 struct DTypeInfo {
   DType dtype;
   std::string_view name;         // "f32", used in shapes and IR dumps
-  std::string_view safetensors;  // "F32", the code in safetensors headers
-  uint8_t size;                  // bytes per element
+  std::string_view safetensors;  // "F32", the code in safetensors headers ("" for the quantized types)
+  uint16_t size;                 // bytes per element, or per block for the quantized types
   DTypeKind kind;
+  uint16_t block = 1;  // elements per block (1 but for the quantized types)
 };
 
 const DTypeInfo& info(DType dtype);
+// Bytes per element (per block for a quantized type: see Shape::byte_size()).
 inline size_t size_of(DType dtype) { return info(dtype).size; }
+inline bool is_quantized(DType dtype) { return info(dtype).kind == DTypeKind::quantized; }
+inline int64_t block_size(DType dtype) { return info(dtype).block; }
 inline std::string_view name(DType dtype) { return info(dtype).name; }
 inline bool is_float(DType dtype) { return info(dtype).kind == DTypeKind::floating; }
 inline bool is_integer(DType dtype) {
@@ -46,7 +64,8 @@ inline bool is_integer(DType dtype) {
 }
 inline bool is_unsigned(DType dtype) { return info(dtype).kind == DTypeKind::unsigned_int; }
 
-// Lookups by name; nullopt when the name is unknown.
+// Lookups by name; nullopt when the name is unknown (or, for safetensors,
+// empty: the quantized types have no code there).
 std::optional<DType> dtype_from_name(std::string_view name);
 std::optional<DType> dtype_from_safetensors(std::string_view code);
 

@@ -78,8 +78,17 @@ double load_double(DType dtype, const std::byte* p) {
       return f8e4m3fn_to_f32(load<uint8_t>(p));
     case DType::f8e5m2:
       return f8e5m2_to_f32(load<uint8_t>(p));
+    case DType::q4_0:
+    case DType::q4_1:
+    case DType::q5_0:
+    case DType::q5_1:
+    case DType::q8_0:
+    case DType::q4_k:
+    case DType::q5_k:
+    case DType::q6_k:
+      break;
   }
-  return 0;
+  fail("{} elements are stored in blocks and have no value of their own", name(dtype));
 }
 
 int64_t load_int(DType dtype, const std::byte* p) {
@@ -94,6 +103,7 @@ int64_t load_int(DType dtype, const std::byte* p) {
 }
 
 void store_double(DType dtype, std::byte* p, double value) {
+  if (is_quantized(dtype)) fail("{} elements are stored in blocks and cannot be written one by one", name(dtype));
   switch (dtype) {
     case DType::f16:
       return store(p, f32_to_f16(round_to_odd_f32(value)));
@@ -143,6 +153,7 @@ std::string summarize(const HostBuffer& buffer, size_t max_elements) {
   const HostBuffer flat = buffer.is_contiguous() ? buffer : buffer.copy();
   const DType dtype = flat.dtype();
   const size_t count = static_cast<size_t>(flat.shape().count());
+  if (is_quantized(dtype)) return fmt::format("[{} bytes of {} blocks]", flat.shape().byte_size(), name(dtype));
   const size_t element = size_of(dtype);
   std::string out = "[";
   for (size_t i = 0; i < std::min(count, max_elements); ++i) {

@@ -108,8 +108,17 @@ std::span<const std::byte> HostBuffer::bytes() const {
   return {data_, shape_.byte_size()};
 }
 
+void HostBuffer::check_not_inside_blocks(int axis, std::string_view what) const {
+  if (is_quantized(dtype()) && axis == shape_.rank() - 1)
+    fail(
+        "{} of {}: the innermost axis of a block-quantized tensor cannot be split (its elements are stored in "
+        "blocks)",
+        what, shape_.to_string());
+}
+
 HostBuffer HostBuffer::slice(int axis, int64_t begin, int64_t end, int64_t step) const {
   const int a = shape_.checked_axis(axis);
+  check_not_inside_blocks(a, "slice");
   const int64_t size = shape_.dim(a);
   if (step <= 0) fail("slice of {}: step {} must be positive", shape_.to_string(), step);
   if (begin < 0 || end > size || begin > end)
@@ -125,6 +134,7 @@ HostBuffer HostBuffer::slice(int axis, int64_t begin, int64_t end, int64_t step)
 
 HostBuffer HostBuffer::select(int axis, int64_t index) const {
   const int a = shape_.checked_axis(axis);
+  check_not_inside_blocks(a, "select");
   if (index < 0 || index >= shape_.dim(a))
     fail("select of {}: index {} is outside axis {} of size {}", shape_.to_string(), index, a, shape_.dim(a));
   std::vector<int64_t> dims;
@@ -162,6 +172,16 @@ HostBuffer HostBuffer::with_tags(std::initializer_list<std::string_view> tags) c
 HostBuffer HostBuffer::copy() const {
   HostBuffer out = allocate(shape_);
   if (shape_.count() == 0) return out;
+  if (is_quantized(dtype())) {  // rows of blocks, copied as rows of bytes
+    std::vector<int64_t> dims(shape_.dims().begin(), shape_.dims().end());
+    dims.back() = static_cast<int64_t>(Shape({dims.back()}, dtype()).byte_size());
+    HostBuffer bytes = *this;
+    bytes.shape_ = Shape(dims, DType::u8);
+    bytes.byte_strides_[shape_.rank() - 1] = 1;
+    std::byte* cursor = out.data_;
+    gather(data_, bytes.shape_, bytes.byte_strides(), 0, cursor);
+    return out;
+  }
   std::byte* cursor = out.data_;
   gather(data_, shape_, byte_strides(), 0, cursor);
   return out;

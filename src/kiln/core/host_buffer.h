@@ -126,9 +126,10 @@ class HostBuffer {
     else if constexpr (std::is_signed_v<T>)
       return is_integer(d) && !is_unsigned(d) && size_of(d) == sizeof(T);
     else
-      return size_of(d) == sizeof(T);
+      return !is_quantized(d) && size_of(d) == sizeof(T);  // blocks are read through bytes()
   }
   void check_flat_access(bool type_matches) const;
+  void check_not_inside_blocks(int axis, std::string_view what) const;
   void check_value_count(size_t count) const;
 
   Shape shape_;

@@ -81,8 +81,15 @@ int64_t Shape::count() const {
 }
 
 size_t Shape::byte_size() const {
-  const auto n = static_cast<uint64_t>(count());
+  auto n = static_cast<uint64_t>(count());
   const uint64_t size = size_of(dtype_);
+  if (is_quantized(dtype_)) {  // whole blocks along the innermost axis
+    const int64_t block = block_size(dtype_);
+    if (rank_ == 0 || dims_[rank_ - 1] % block != 0)
+      fail("shape {}: a {} tensor needs an innermost axis that is a multiple of its {}-element block", to_string(),
+           name(dtype_), block);
+    n /= static_cast<uint64_t>(block);
+  }
   if (n > std::numeric_limits<uint64_t>::max() / size) fail("shape {} has more bytes than fit in 64 bits", to_string());
   return n * size;
 }
@@ -99,6 +106,18 @@ std::array<int64_t, kMaxRank> Shape::strides() const {
 }
 
 std::array<int64_t, kMaxRank> Shape::byte_strides() const {
+  if (is_quantized(dtype_)) {
+    // Rows of whole blocks: the outer axes step over rows, and the innermost
+    // axis, inside the blocks, has no stride of its own (0).
+    (void)byte_size();  // rejects rows that are not whole blocks
+    std::array<int64_t, kMaxRank> s{};
+    int64_t stride = dims_[rank_ - 1] / block_size(dtype_) * static_cast<int64_t>(size_of(dtype_));
+    for (int i = rank_ - 2; i >= 0; --i) {
+      s[i] = stride;
+      stride *= dims_[i];
+    }
+    return s;
+  }
   auto s = strides();
   for (int i = 0; i < rank_; ++i) s[i] *= static_cast<int64_t>(size_of(dtype_));
   return s;

@@ -79,6 +79,14 @@ double largest_below_one(DType dtype) {
     case DType::u16:
     case DType::u32:
     case DType::u64:
+    case DType::q4_0:
+    case DType::q4_1:
+    case DType::q5_0:
+    case DType::q5_1:
+    case DType::q8_0:
+    case DType::q4_k:
+    case DType::q5_k:
+    case DType::q6_k:
       break;
   }
   fail("[rng] generates floats, not {}", name(dtype));
