@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang-16 and runs one of them on a corpus
 # seeded with the test fixtures (valid and malformed files).
-# Usage: scripts/fuzz.sh [safetensors|json] [seconds, default 600]
+# Usage: scripts/fuzz.sh [safetensors|json|gguf] [seconds, default 600]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${1:-safetensors}"
@@ -14,12 +14,17 @@ cmake --build build/fuzz --target "${target}_fuzz"
 
 corpus="build/fuzz/corpus-$target"
 mkdir -p "$corpus"
-if [[ "$target" == safetensors ]]; then
+dict=()
+if [[ "$target" == gguf ]]; then
+  find tests/fixtures/gguf -name '*.gguf' -exec cp {} "$corpus"/ \; 2>/dev/null || true
+elif [[ "$target" == safetensors ]]; then
+  dict=(-dict=fuzz/safetensors.dict)
   find tests/fixtures examples/data -name '*.safetensors' -exec cp {} "$corpus"/ \; 2>/dev/null || true
   # Files with the same name in different directories: keep one of each, libFuzzer minimizes anyway.
 else
+  dict=(-dict=fuzz/safetensors.dict)
   i=0
   while IFS= read -r f; do cp "$f" "$corpus/seed$((i++)).json"; done < <(find tests/fixtures -name '*.json')
 fi
 "build/fuzz/fuzz/${target}_fuzz" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
-  -dict=fuzz/safetensors.dict -print_final_stats=1 "$corpus"
+  "${dict[@]}" -print_final_stats=1 "$corpus"

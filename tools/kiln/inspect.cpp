@@ -2,11 +2,13 @@
 
 #include <fmt/format.h>
 #include <fmt/ostream.h>
+#include <fmt/ranges.h>
 
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <set>
 
+#include "kiln/io/gguf.h"
 #include "kiln/io/open.h"
 
 namespace kiln::tools {
@@ -81,9 +83,85 @@ void print_table(const std::filesystem::path& path, const io::BufferStore& store
              files.size(), files.size() == 1 ? "" : "s");
 }
 
+// --- GGUF files: every tensor with its GGML type (kiln reads only some of
+// them), and the metadata with its GGUF types.
+
+std::string gguf_value_type(const io::GgufEntry& e) {
+  if (e.type != io::GgufType::array) return io::gguf_type_name(static_cast<uint32_t>(e.type));
+  return fmt::format("array[{}, {}]", io::gguf_type_name(static_cast<uint32_t>(e.element)), e.count);
+}
+
+// Long arrays (a vocabulary's 32000 tokens) show their first few items.
+std::string short_value(const io::MetaValue& value) {
+  constexpr size_t kShown = 8;
+  return std::visit(
+      [&](const auto& v) -> std::string {
+        using V = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<V, std::vector<int64_t>> || std::is_same_v<V, std::vector<double>> ||
+                      std::is_same_v<V, std::vector<bool>> || std::is_same_v<V, std::vector<std::string>>) {
+          if (v.size() <= kShown) return io::to_string(value);
+          const V head(v.begin(), v.begin() + kShown);
+          std::string text = io::to_string(io::MetaValue(head));
+          text.insert(text.size() - 1, fmt::format(", ... {} more", v.size() - kShown));
+          return text;
+        } else {
+          return io::to_string(value);
+        }
+      },
+      value);
+}
+
+void print_gguf_json(const io::GgufFile& file, std::ostream& out) {
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const auto& t : file.tensors)
+    tensors.push_back({{"name", t.name},
+                       {"dtype", io::ggml_type(t.type)->name},
+                       {"shape", t.dims},
+                       {"file", file_name(file.source->name())}});
+  nlohmann::json metadata = nlohmann::json::object();
+  for (const auto& e : file.metadata) metadata[e.key] = to_json(e.value);
+  out << nlohmann::json{{"tensors", tensors}, {"metadata", metadata}}.dump(2) << '\n';
+}
+
+void print_gguf_table(const std::filesystem::path& path, const io::GgufFile& file, std::ostream& out) {
+  size_t name_width = 4, shape_width = 5;
+  for (const auto& t : file.tensors) {
+    name_width = std::max(name_width, t.name.size());
+    shape_width = std::max(shape_width, fmt::format("[{}]", fmt::join(t.dims, ", ")).size());
+  }
+  fmt::print(out, "{:<{}}  {:<7}  {:<{}}  {:>12}  {}\n", "name", name_width, "type", "shape", shape_width, "bytes",
+             "offset");
+  uint64_t total_bytes = 0, total_elements = 0;
+  for (const auto& t : file.tensors) {
+    uint64_t elements = 1;
+    for (int64_t d : t.dims) elements *= static_cast<uint64_t>(d);
+    fmt::print(out, "{:<{}}  {:<7}  {:<{}}  {:>12}  {}\n", t.name, name_width, io::ggml_type(t.type)->name,
+               fmt::format("[{}]", fmt::join(t.dims, ", ")), shape_width, t.bytes.size(), file.data_offset + t.offset);
+    total_bytes += t.bytes.size();
+    total_elements += elements;
+  }
+  if (!file.metadata.empty()) {
+    fmt::print(out, "\nmetadata:\n");
+    for (const auto& e : file.metadata)
+      fmt::print(out, "  {} ({}) = {}\n", e.key, gguf_value_type(e), short_value(e.value));
+  }
+  const std::string size = total_bytes < 1024 ? human_bytes(total_bytes)
+                                              : fmt::format("{} ({} bytes)", human_bytes(total_bytes), total_bytes);
+  fmt::print(out, "\n{}: GGUF v{}, {} tensors, {} elements, {}, alignment {}\n", path.string(), file.version,
+             file.tensors.size(), total_elements, size, file.alignment);
+}
+
 }  // namespace
 
 void inspect(const std::filesystem::path& path, bool json, std::ostream& out) {
+  std::error_code error;
+  if (std::filesystem::is_regular_file(path, error)) {
+    auto source = io::map_file(path);
+    if (io::is_gguf(source->bytes()) || path.extension() == ".gguf") {
+      const io::GgufFile file = io::parse_gguf(std::move(source));
+      return json ? print_gguf_json(file, out) : print_gguf_table(path, file, out);
+    }
+  }
   const io::BufferStore store = io::open(path);
   if (json)
     print_json(store, out);

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kiln/io/gguf.h"
 #include "kiln/io/safetensors.h"
 
 namespace kiln::io {
@@ -19,8 +20,26 @@ void add_file(BufferStore& store, const SafetensorsFile& file) {
   for (const auto& t : file.tensors) store.add(t.name, t.buffer, file.source->name());
 }
 
-BufferStore open_single(const fs::path& path, const OpenOptions& options) {
-  auto file = parse_safetensors(open_source(path, options.source));
+// A GGUF file is self-contained: its metadata is the configuration, so no
+// config.json is read beside it. A tensor of a GGML type kiln has no dtype
+// for is an error (`kiln inspect` still lists it).
+BufferStore open_gguf(SourcePtr source) {
+  const GgufFile file = parse_gguf(std::move(source));
+  BufferStore store;
+  for (const auto& t : file.tensors) {
+    if (!t.buffer)
+      fail("{}: tensor '{}' has GGML type {}, which kiln does not read", file.source->name(), t.name,
+           ggml_type(t.type)->name);
+    store.add(t.name, *t.buffer, file.source->name());
+  }
+  for (const auto& e : file.metadata) store.metadata().set(e.key, e.value);
+  store.metadata().set_missing_key_hint(
+      fmt::format("'{}' is a GGUF file and its metadata has no such key", file.source->name()));
+  return store;
+}
+
+BufferStore open_single(SourcePtr source) {
+  auto file = parse_safetensors(std::move(source));
   BufferStore store;
   add_file(store, file);
   store.metadata().merge(file.metadata);
@@ -102,7 +121,14 @@ BufferStore open_weights(const fs::path& path, const OpenOptions& options) {
   const auto status = fs::status(path, error);
   if (!fs::exists(status)) fail("'{}' does not exist", path.string());
   const fs::path weights = fs::is_directory(status) ? find_weights(path) : path;
-  BufferStore store = is_index(weights) ? open_sharded(weights, options) : open_single(weights, options);
+  BufferStore store;
+  if (is_index(weights)) {
+    store = open_sharded(weights, options);
+  } else {
+    SourcePtr source = open_source(weights, options.source);
+    if (is_gguf(source->bytes()) || weights.extension() == ".gguf") return open_gguf(std::move(source));
+    store = open_single(std::move(source));
+  }
   const fs::path config = weights.parent_path() / "config.json";
   if (!options.load_config)
     store.metadata().set_missing_key_hint("the store was opened without its config.json");

@@ -1,7 +1,9 @@
 #pragma once
 // Opening a model's weights into a BufferStore: a single .safetensors file, a
-// sharded model's *.safetensors.index.json, or a model directory holding
-// either (model.safetensors or model.safetensors.index.json). A config.json
+// sharded model's *.safetensors.index.json, a model directory holding
+// either (model.safetensors or model.safetensors.index.json), or a GGUF file
+// (known by its magic; its metadata is the store's, and no config.json is
+// read beside it). For safetensors, a config.json
 // next to the weights is flattened into the store's metadata
 // ("rope_scaling.factor"), after the safetensors/index metadata, so config
 // keys win on a clash.

@@ -1,13 +1,10 @@
 #include "kiln/io/safetensors.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
+
+#include "kiln/io/atomic_file.h"
 
 namespace kiln::io {
 namespace {
@@ -209,39 +206,6 @@ void append_le64(std::vector<std::byte>& out, uint64_t value) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::byte>((value >> (8 * i)) & 0xFF));
 }
 
-class TempFile {
- public:
-  explicit TempFile(const std::filesystem::path& target) : path_(target.string() + ".tmp-XXXXXX") {
-    fd_ = ::mkstemp(path_.data());
-    if (fd_ < 0) fail("cannot create a temporary file next to '{}': {}", target.string(), std::strerror(errno));
-  }
-  ~TempFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(path_.c_str());
-  }
-  void write(std::span<const std::byte> bytes) {
-    while (!bytes.empty()) {
-      ssize_t n = ::write(fd_, bytes.data(), bytes.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) fail("cannot write '{}': {}", path_, std::strerror(errno));
-      bytes = bytes.subspan(static_cast<size_t>(n));
-    }
-  }
-  void commit(const std::filesystem::path& target) {
-    if (::fsync(fd_) != 0) fail("cannot flush '{}': {}", path_, std::strerror(errno));
-    ::close(fd_);
-    fd_ = -1;
-    if (::rename(path_.c_str(), target.c_str()) != 0)
-      fail("cannot rename '{}' to '{}': {}", path_, target.string(), std::strerror(errno));
-    committed_ = true;
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
 }  // namespace
 
 std::vector<std::byte> serialize_safetensors(const NamedBuffers& tensors,
@@ -261,7 +225,7 @@ std::vector<std::byte> serialize_safetensors(const NamedBuffers& tensors,
 void write_safetensors(const std::filesystem::path& path, const NamedBuffers& tensors,
                        const std::map<std::string, std::string>& metadata) {
   auto [header, order] = build_header(tensors, metadata);
-  TempFile file(path);
+  AtomicFile file(path);
   std::vector<std::byte> prefix;
   append_le64(prefix, header.size());
   file.write(prefix);
@@ -270,7 +234,7 @@ void write_safetensors(const std::filesystem::path& path, const NamedBuffers& te
     const HostBuffer contiguous = t->second.is_contiguous() ? t->second : t->second.copy();
     file.write(contiguous.bytes());
   }
-  file.commit(path);
+  file.commit();
 }
 
 }  // namespace kiln::io
