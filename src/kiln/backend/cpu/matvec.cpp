@@ -358,7 +358,8 @@ void run_matvec(const MatmulShape& s, const void* lhs, const void* rhs, void* ou
     const auto* narrow = static_cast<const uint16_t*>(lhs);
     for (int64_t j = 0; j < m; ++j)
       for (int64_t i = 0; i < k; ++i)
-        wide_x[static_cast<size_t>(j * k + i)] = f16 ? f16_to_f32(narrow[j * ldx + i]) : bf16_bits_to_f32(narrow[j * ldx + i]);
+        wide_x[static_cast<size_t>(j * k + i)] =
+            f16 ? f16_to_f32(narrow[j * ldx + i]) : bf16_bits_to_f32(narrow[j * ldx + i]);
     x = wide_x.data();
     ldx = k;
   }
