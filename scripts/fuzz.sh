@@ -16,7 +16,7 @@ corpus="build/fuzz/corpus-$target"
 mkdir -p "$corpus"
 dict=()
 if [[ "$target" == gguf ]]; then
-  find tests/fixtures/gguf -name '*.gguf' -exec cp {} "$corpus"/ \; 2>/dev/null || true
+  find tests/fixtures/gguf tests/fixtures/gguf_fuzz -name '*.gguf' -exec cp {} "$corpus"/ \; 2>/dev/null || true
 elif [[ "$target" == safetensors ]]; then
   dict=(-dict=fuzz/safetensors.dict)
   find tests/fixtures examples/data -name '*.safetensors' -exec cp {} "$corpus"/ \; 2>/dev/null || true

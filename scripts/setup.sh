@@ -9,7 +9,7 @@ packages=(g++ cmake ninja-build ccache libfmt-dev nlohmann-json3-dev libcli11-de
   libsentencepiece-dev libdnnl-dev)
 for option in "$@"; do
   case "$option" in
-    --fuzz) packages+=(clang-16 libclang-rt-16-dev) ;;
+    --fuzz) packages+=(clang-16 libclang-rt-16-dev libomp-16-dev) ;;
     --bench) packages+=(python3-torch python3-numpy python3-sentencepiece libopenblas0-pthread) ;;
     *) echo "setup.sh: unknown option '$option' (--fuzz, --bench)" >&2; exit 2 ;;
   esac

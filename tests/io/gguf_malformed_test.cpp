@@ -136,5 +136,17 @@ TEST(GgufMalformedCli, InspectExitsOneWithTheMessage) {
   }
 }
 
+// Inputs the fuzzer found crashing (tests/fixtures/gguf_fuzz, kept as found):
+// each must now be a kiln::Error.
+TEST(GgufFuzzFindings, AreClearErrors) {
+  size_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(KILN_FIXTURES "/gguf_fuzz")) {
+    SCOPED_TRACE(entry.path().string());
+    ++files;
+    EXPECT_THROW((void)parse_gguf(map_file(entry.path())), Error);
+  }
+  EXPECT_GE(files, 1u);
+}
+
 }  // namespace
 }  // namespace kiln::io

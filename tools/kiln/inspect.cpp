@@ -120,7 +120,10 @@ void print_gguf_json(const io::GgufFile& file, std::ostream& out) {
                        {"file", file_name(file.source->name())}});
   nlohmann::json metadata = nlohmann::json::object();
   for (const auto& e : file.metadata) metadata[e.key] = to_json(e.value);
-  out << nlohmann::json{{"tensors", tensors}, {"metadata", metadata}}.dump(2) << '\n';
+  // GGUF strings need not be valid UTF-8: bad bytes print as U+FFFD.
+  out << nlohmann::json{{"tensors", tensors}, {"metadata", metadata}}.dump(2, ' ', false,
+                                                                           nlohmann::json::error_handler_t::replace)
+      << '\n';
 }
 
 void print_gguf_table(const std::filesystem::path& path, const io::GgufFile& file, std::ostream& out) {

@@ -250,7 +250,8 @@ GgufEntry read_entry(Reader& r, const std::string& file, uint64_t index) {
     case array: {
       nlohmann::json items = nlohmann::json::array();
       for (size_t i = 0; i < n; ++i) items.push_back(read_array_json(r, file, item(i), 2));
-      e.value = items.dump();
+      // Strings need not be valid UTF-8: JSON text replaces bad bytes.
+      e.value = items.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       break;
     }
     default: {  // integers

@@ -79,8 +79,9 @@ BufferStore open_sharded(const fs::path& index_path, const OpenOptions& options)
       it = shards.emplace(shard, parse_safetensors(open_source(shard_path, options.source))).first;
     }
     const SafetensorsFile& file = it->second;
+    const std::string& wanted = tensor;  // clang 16 cannot capture a structured binding under -fopenmp
     auto found =
-        std::find_if(file.tensors.begin(), file.tensors.end(), [&](const auto& t) { return t.name == tensor; });
+        std::find_if(file.tensors.begin(), file.tensors.end(), [&](const auto& t) { return t.name == wanted; });
     if (found == file.tensors.end())
       fail("{}: tensor '{}' is mapped to shard '{}' but that shard does not contain it", index_name, tensor, shard);
     store.add(tensor, found->buffer, file.source->name());

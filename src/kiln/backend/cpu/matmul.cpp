@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kiln/backend/cpu/half.h"
 #include "kiln/backend/cpu/matvec.h"
 #include "kiln/backend/cpu/onednn.h"
 #include "kiln/core/error.h"
@@ -340,16 +341,34 @@ void Matmul::run(const void* lhs, const void* rhs, void* out, const void* const*
   m.rhs_mem.set_data_handle(const_cast<void*>(rhs));
   m.out_mem.set_data_handle(out);
   for (size_t i = 0; i < m.extra_mem.size(); ++i) m.extra_mem[i].set_data_handle(const_cast<void*>(extra[i]));
+  // f16 is widened by half.h's loops (oneDNN's f16 reorders are slow here),
+  // bf16 by oneDNN's reorders.
+  const bool f16 = m.shape.operand == DType::f16;
+  const auto& s = m.shape;
   if (m.widen_lhs) {
-    m.lhs_wide.set_data_handle(scratch(0, m.lhs_wide.get_desc().get_size()));
-    m.widen.execute(d.stream, m.widen_args);
+    auto* wide = scratch(0, m.lhs_wide.get_desc().get_size());
+    m.lhs_wide.set_data_handle(wide);
+    if (f16)
+      widen_f16(static_cast<const uint16_t*>(lhs), s.lhs_strides, {s.batch, s.m, s.k}, reinterpret_cast<float*>(wide));
+    else
+      m.widen.execute(d.stream, m.widen_args);
   }
   if (m.widen_rhs) {
-    m.rhs_wide.set_data_handle(scratch(2, m.rhs_wide.get_desc().get_size()));
-    m.widen_rhs_reorder.execute(d.stream, m.widen_rhs_args);
+    auto* wide = scratch(2, m.rhs_wide.get_desc().get_size());
+    m.rhs_wide.set_data_handle(wide);
+    if (f16)
+      widen_f16(static_cast<const uint16_t*>(rhs), s.rhs_strides, {s.batch, s.k, s.n}, reinterpret_cast<float*>(wide));
+    else
+      m.widen_rhs_reorder.execute(d.stream, m.widen_rhs_args);
   }
   if (m.narrow_out) m.out_wide.set_data_handle(scratch(1, m.out_wide.get_desc().get_size()));
   m.primitive.execute(d.stream, m.args);
+  if (m.narrow_out && f16) {
+    d.stream.wait();
+    narrow_to_f16(static_cast<const float*>(m.out_wide.get_data_handle()), static_cast<uint16_t*>(out),
+                  s.batch * s.m * s.n);
+    return;
+  }
   if (m.narrow_out) m.narrow.execute(d.stream, m.narrow_args);
   d.stream.wait();
 }
