@@ -5,13 +5,7 @@
 // that pass a naive check, unknown value and element types. Each must give a
 // kiln::Error naming the file and the problem, and `kiln inspect` must exit
 // 1 with that message.
-#include <sys/wait.h>
-
-#include <array>
-#include <cstdio>
-#include <fstream>
 #include <map>
-#include <nlohmann/json.hpp>
 
 #include "io_test.h"
 #include "kiln/io/gguf.h"
@@ -86,19 +80,11 @@ const std::map<std::string, std::string> kExpected = {
     {"version_4.gguf", "GGUF version 4 is not supported (kiln reads versions 2 and 3)"},
 };
 
-std::vector<std::string> manifest_entries() {
-  std::ifstream in(kDir + "MANIFEST.json");
-  auto manifest = nlohmann::json::parse(in);
-  std::vector<std::string> names;
-  for (const auto& [name, _] : manifest.items()) names.push_back(name);
-  return names;
-}
-
 class GgufMalformed : public IoTest {};
 KILN_IO_TEST_SUITE(GgufMalformed);
 
 TEST_P(GgufMalformed, EveryFileIsAClearError) {
-  const auto entries = manifest_entries();
+  const auto entries = manifest_entries(kDir);
   EXPECT_GE(entries.size(), 30u);
   for (const auto& name : entries) {
     SCOPED_TRACE(name);
@@ -122,17 +108,12 @@ TEST_P(GgufMalformed, EveryFileIsAClearError) {
 }
 
 TEST(GgufMalformedCli, InspectExitsOneWithTheMessage) {
-  for (const auto& name : manifest_entries()) {
+  for (const auto& name : manifest_entries(kDir)) {
     SCOPED_TRACE(name);
-    std::array<char, 4096> chunk;
-    std::string output;
-    FILE* pipe = popen((std::string(KILN_CLI) + " inspect '" + kDir + name + "' 2>&1").c_str(), "r");
-    ASSERT_NE(pipe, nullptr);
-    while (size_t n = fread(chunk.data(), 1, chunk.size(), pipe)) output.append(chunk.data(), n);
-    const int status = pclose(pipe);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << output;
-    EXPECT_NE(output.find("kiln inspect: error: "), std::string::npos) << output;
-    EXPECT_NE(output.find(kExpected.at(name)), std::string::npos) << output;
+    const CommandResult result = run_command(std::string(KILN_CLI) + " inspect '" + kDir + name + "'");
+    EXPECT_EQ(result.exit_code, 1) << result.output;
+    EXPECT_NE(result.output.find("kiln inspect: error: "), std::string::npos) << result.output;
+    EXPECT_NE(result.output.find(kExpected.at(name)), std::string::npos) << result.output;
   }
 }
 

@@ -30,17 +30,10 @@ nlohmann::json expected_of(const std::string& file) { return expected().at(file)
 
 // A MetaValue as JSON (nested arrays, and integer arrays holding a u64 above
 // INT64_MAX, are kept as JSON text).
-nlohmann::json as_json(const GgufEntry& e) {
+nlohmann::json entry_json(const GgufEntry& e) {
   if (e.type == GgufType::array && e.element != GgufType::string && std::holds_alternative<std::string>(e.value))
     return nlohmann::json::parse(std::get<std::string>(e.value));
-  return std::visit(
-      [](const auto& v) -> nlohmann::json {
-        if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::monostate>)
-          return nullptr;
-        else
-          return v;
-      },
-      e.value);
+  return as_json(e.value);
 }
 
 // expected.json writes u64s above INT64_MAX as decimal strings.
@@ -102,7 +95,7 @@ TEST_P(Gguf, ValidFilesReadAsTheIndependentWriterWroteThem) {
       ASSERT_TRUE(entries.contains(key));
       const GgufEntry& e = *entries[key];
       EXPECT_EQ(gguf_type_name(static_cast<uint32_t>(e.type)), w["type"].get<std::string>());
-      EXPECT_TRUE(same_number(as_json(e), w["value"])) << as_json(e).dump() << " vs " << w["value"].dump();
+      EXPECT_TRUE(same_number(entry_json(e), w["value"])) << entry_json(e).dump() << " vs " << w["value"].dump();
     }
   }
 }

@@ -1,13 +1,7 @@
 // Hand-made invalid weight files (tests/fixtures/make_malformed.py, described
 // in malformed/MANIFEST.json): each must give a kiln::Error naming the file
 // and the problem, and `kiln inspect` must exit non-zero with that message.
-#include <sys/wait.h>
-
-#include <array>
-#include <cstdio>
-#include <fstream>
 #include <map>
-#include <nlohmann/json.hpp>
 
 #include "io_test.h"
 
@@ -79,19 +73,11 @@ const std::map<std::string, std::string> kExpected = {
     {"unknown_dtype.safetensors", "tensor 'x' has unknown dtype \"F12\""},
 };
 
-std::vector<std::string> manifest_entries() {
-  std::ifstream in(kDir + "MANIFEST.json");
-  auto manifest = nlohmann::json::parse(in);
-  std::vector<std::string> names;
-  for (const auto& [name, _] : manifest.items()) names.push_back(name);
-  return names;
-}
-
 class Malformed : public IoTest {};
 KILN_IO_TEST_SUITE(Malformed);
 
 TEST_P(Malformed, EveryFileIsAClearError) {
-  const auto entries = manifest_entries();
+  const auto entries = manifest_entries(kDir);
   EXPECT_GE(entries.size(), 20u);
   for (const auto& name : entries) {
     SCOPED_TRACE(name);
@@ -110,26 +96,11 @@ TEST_P(Malformed, EveryFileIsAClearError) {
   EXPECT_EQ(entries.size(), kExpected.size());
 }
 
-struct CommandResult {
-  int exit_code;
-  std::string output;  // stdout and stderr
-};
-
-CommandResult run(const std::string& command) {
-  std::array<char, 4096> chunk;
-  std::string output;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  while (size_t n = fread(chunk.data(), 1, chunk.size(), pipe)) output.append(chunk.data(), n);
-  int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
 // The CLI turns each error into a message and exit code 1, never a crash.
 TEST(MalformedCli, InspectExitsNonZeroWithTheMessage) {
-  for (const auto& name : manifest_entries()) {
+  for (const auto& name : manifest_entries(kDir)) {
     SCOPED_TRACE(name);
-    CommandResult result = run(std::string(KILN_CLI) + " inspect '" + kDir + name + "'");
+    CommandResult result = run_command(std::string(KILN_CLI) + " inspect '" + kDir + name + "'");
     EXPECT_EQ(result.exit_code, 1) << result.output;
     EXPECT_NE(result.output.find("kiln inspect: error: "), std::string::npos) << result.output;
     EXPECT_NE(result.output.find(kExpected.at(name)), std::string::npos) << result.output;
@@ -137,7 +108,7 @@ TEST(MalformedCli, InspectExitsNonZeroWithTheMessage) {
 }
 
 TEST(MalformedCli, InspectValidFileSucceeds) {
-  CommandResult result = run(std::string(KILN_CLI) + " inspect --json " KILN_FIXTURES "/io/sharded");
+  CommandResult result = run_command(std::string(KILN_CLI) + " inspect --json " KILN_FIXTURES "/io/sharded");
   ASSERT_EQ(result.exit_code, 0) << result.output;
   auto json = nlohmann::json::parse(result.output);
   ASSERT_EQ(json["tensors"].size(), 9u);
@@ -147,11 +118,11 @@ TEST(MalformedCli, InspectValidFileSucceeds) {
   EXPECT_EQ(json["tensors"][0]["file"], "model-00002-of-00002.safetensors");
   EXPECT_EQ(json["metadata"]["rope_scaling.factor"], 8.0);
   EXPECT_EQ(json["metadata"]["total_size"], 752);
-  CommandResult table = run(std::string(KILN_CLI) + " inspect " KILN_FIXTURES "/io/sharded");
+  CommandResult table = run_command(std::string(KILN_CLI) + " inspect " KILN_FIXTURES "/io/sharded");
   ASSERT_EQ(table.exit_code, 0) << table.output;
   EXPECT_NE(table.output.find("model.layers.2.mlp.up_proj.weight"), std::string::npos);
   EXPECT_NE(table.output.find("9 tensors, 188 elements"), std::string::npos) << table.output;
-  EXPECT_EQ(run(std::string(KILN_CLI) + " inspect").exit_code, 106);  // CLI11: required PATH missing
+  EXPECT_EQ(run_command(std::string(KILN_CLI) + " inspect").exit_code, 106);  // CLI11: required PATH missing
 }
 
 }  // namespace

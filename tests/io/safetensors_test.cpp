@@ -71,8 +71,8 @@ TEST_P(Safetensors, BuffersBorrowFromTheSource) {
 
 TEST_P(Safetensors, WriteThenReadRoundTrips) {
   // One folder per source kind: ctest runs the two instances at once.
-  const auto dir = std::filesystem::path(::testing::TempDir()) /
-                   ("kiln_roundtrip_" + std::to_string(static_cast<int>(GetParam())));
+  const auto dir =
+      std::filesystem::path(::testing::TempDir()) / ("kiln_roundtrip_" + std::to_string(static_cast<int>(GetParam())));
   std::filesystem::create_directories(dir);
   const auto path = dir / "out.safetensors";
 

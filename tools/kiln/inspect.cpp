@@ -27,17 +27,6 @@ std::string human_bytes(uint64_t bytes) {
   return unit == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", value, units[unit]);
 }
 
-nlohmann::json to_json(const io::MetaValue& value) {
-  return std::visit(
-      [](const auto& v) -> nlohmann::json {
-        if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::monostate>)
-          return nullptr;
-        else
-          return v;
-      },
-      value);
-}
-
 void print_json(const io::BufferStore& store, std::ostream& out) {
   nlohmann::json tensors = nlohmann::json::array();
   for (const auto& name : store.names()) {
@@ -48,7 +37,7 @@ void print_json(const io::BufferStore& store, std::ostream& out) {
                        {"file", file_name(store.file_of(name))}});
   }
   nlohmann::json metadata = nlohmann::json::object();
-  for (const auto& [key, value] : store.metadata().entries()) metadata[key] = to_json(value);
+  for (const auto& [key, value] : store.metadata().entries()) metadata[key] = io::as_json(value);
   out << nlohmann::json{{"tensors", tensors}, {"metadata", metadata}}.dump(2) << '\n';
 }
 
@@ -119,7 +108,7 @@ void print_gguf_json(const io::GgufFile& file, std::ostream& out) {
                        {"shape", t.dims},
                        {"file", file_name(file.source->name())}});
   nlohmann::json metadata = nlohmann::json::object();
-  for (const auto& e : file.metadata) metadata[e.key] = to_json(e.value);
+  for (const auto& e : file.metadata) metadata[e.key] = io::as_json(e.value);
   // GGUF strings need not be valid UTF-8: bad bytes print as U+FFFD.
   out << nlohmann::json{{"tensors", tensors}, {"metadata", metadata}}.dump(2, ' ', false,
                                                                            nlohmann::json::error_handler_t::replace)

@@ -8,20 +8,34 @@ namespace kiln {
 namespace {
 
 using enum DTypeKind;
+// One row per type (clang-format would pack them into columns).
+// clang-format off
 constexpr std::array<DTypeInfo, kDTypeCount> kTable = {{
-    {DType::bool_, "bool", "BOOL", 1, boolean},        {DType::i8, "i8", "I8", 1, signed_int},
-    {DType::i16, "i16", "I16", 2, signed_int},         {DType::i32, "i32", "I32", 4, signed_int},
-    {DType::i64, "i64", "I64", 8, signed_int},         {DType::u8, "u8", "U8", 1, unsigned_int},
-    {DType::u16, "u16", "U16", 2, unsigned_int},       {DType::u32, "u32", "U32", 4, unsigned_int},
-    {DType::u64, "u64", "U64", 8, unsigned_int},       {DType::f16, "f16", "F16", 2, floating},
-    {DType::bf16, "bf16", "BF16", 2, floating},        {DType::f32, "f32", "F32", 4, floating},
-    {DType::f64, "f64", "F64", 8, floating},           {DType::f8e4m3fn, "f8e4m3fn", "F8_E4M3", 1, floating},
-    {DType::f8e5m2, "f8e5m2", "F8_E5M2", 1, floating}, {DType::q4_0, "q4_0", "", 18, quantized, 32},
-    {DType::q4_1, "q4_1", "", 20, quantized, 32},      {DType::q5_0, "q5_0", "", 22, quantized, 32},
-    {DType::q5_1, "q5_1", "", 24, quantized, 32},      {DType::q8_0, "q8_0", "", 34, quantized, 32},
-    {DType::q4_k, "q4_k", "", 144, quantized, 256},    {DType::q5_k, "q5_k", "", 176, quantized, 256},
+    {DType::bool_, "bool", "BOOL", 1, boolean},
+    {DType::i8, "i8", "I8", 1, signed_int},
+    {DType::i16, "i16", "I16", 2, signed_int},
+    {DType::i32, "i32", "I32", 4, signed_int},
+    {DType::i64, "i64", "I64", 8, signed_int},
+    {DType::u8, "u8", "U8", 1, unsigned_int},
+    {DType::u16, "u16", "U16", 2, unsigned_int},
+    {DType::u32, "u32", "U32", 4, unsigned_int},
+    {DType::u64, "u64", "U64", 8, unsigned_int},
+    {DType::f16, "f16", "F16", 2, floating},
+    {DType::bf16, "bf16", "BF16", 2, floating},
+    {DType::f32, "f32", "F32", 4, floating},
+    {DType::f64, "f64", "F64", 8, floating},
+    {DType::f8e4m3fn, "f8e4m3fn", "F8_E4M3", 1, floating},
+    {DType::f8e5m2, "f8e5m2", "F8_E5M2", 1, floating},
+    {DType::q4_0, "q4_0", "", 18, quantized, 32},
+    {DType::q4_1, "q4_1", "", 20, quantized, 32},
+    {DType::q5_0, "q5_0", "", 22, quantized, 32},
+    {DType::q5_1, "q5_1", "", 24, quantized, 32},
+    {DType::q8_0, "q8_0", "", 34, quantized, 32},
+    {DType::q4_k, "q4_k", "", 144, quantized, 256},
+    {DType::q5_k, "q5_k", "", 176, quantized, 256},
     {DType::q6_k, "q6_k", "", 210, quantized, 256},
 }};
+// clang-format on
 
 constexpr bool table_matches_enum() {
   for (size_t i = 0; i < kTable.size(); ++i)

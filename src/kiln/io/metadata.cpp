@@ -150,16 +150,17 @@ std::string_view type_name(const MetaValue& value) {
   return names[value.index()];
 }
 
-std::string to_string(const MetaValue& value) {
+nlohmann::json as_json(const MetaValue& value) {
   return std::visit(Overloaded{
-                        [](std::monostate) -> std::string { return "null"; },
-                        [](bool b) -> std::string { return b ? "true" : "false"; },
-                        [](const std::string& s) { return nlohmann::json(s).dump(); },
-                        [](const std::vector<std::string>& v) { return nlohmann::json(v).dump(); },
-                        [](const std::vector<bool>& v) { return nlohmann::json(v).dump(); },
-                        [](const auto& other) { return nlohmann::json(other).dump(); },
+                        [](std::monostate) -> nlohmann::json { return nullptr; },
+                        [](const auto& v) -> nlohmann::json { return v; },
                     },
                     value);
+}
+
+// Strings from weight files need not be valid UTF-8: bad bytes print as U+FFFD.
+std::string to_string(const MetaValue& value) {
+  return as_json(value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 const MetaValue& Metadata::at(std::string_view key) const {

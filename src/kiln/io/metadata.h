@@ -22,8 +22,10 @@ using MetaValue = std::variant<std::monostate, int64_t, double, bool, std::strin
 
 // "null", "int", "float", "bool", "string", "int[]", ...
 std::string_view type_name(const MetaValue& value);
-// JSON-like text: 42, 1.5, true, "pt", [1,2].
+// JSON text: 42, 1.5, true, "pt", [1,2] (invalid UTF-8 replaced).
 std::string to_string(const MetaValue& value);
+// The value as JSON (null for none).
+nlohmann::json as_json(const MetaValue& value);
 
 class Metadata {
  public:

@@ -155,17 +155,16 @@ struct Matmul::Impl {
   bool empty = false;                         // M, N or B is 0, or K is 0 (the result is the epilogue of zeros)
   bool matvec = false;                        // one row against unpacked weights: matvec.h, not oneDNN
   bool widen_lhs = false;                     // bf16/f16 operands computed in f32: the lhs is converted per call
-  bool widen_rhs = false;                     // so is an unpacked rhs (f16 activations)
+  bool widen_rhs = false;                     // so is an unpacked rhs (only f16: activations on both sides)
   bool narrow_out = false;                    // f32 computed, bf16/f16 stored: the result goes through f32 scratch
   size_t reserved_bytes = 0;                  // of f32_weight_bytes(), given back when the matmul goes
   dnnl::memory::desc lhs_md, rhs_md, out_md;  // as the operands and result are stored
   dnnl::matmul::primitive_desc pd;
   dnnl::matmul primitive;
-  dnnl::reorder widen, narrow;
-  dnnl::reorder widen_rhs_reorder;
+  dnnl::reorder widen, narrow;  // bf16 only: f16 goes through half.h
   dnnl::memory lhs_mem, rhs_mem, out_mem, lhs_wide, rhs_wide, out_wide;
   std::vector<dnnl::memory> extra_mem;
-  std::unordered_map<int, dnnl::memory> args, widen_args, widen_rhs_args, narrow_args;
+  std::unordered_map<int, dnnl::memory> args, widen_args, narrow_args;
 };
 
 namespace {
@@ -271,10 +270,13 @@ Matmul::Matmul(const MatmulShape& s, bool packed_weights) : impl_(std::make_uniq
   try {
     m.pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(lhs_compute, weights_md, out_compute), attributes, engine);
     m.primitive = dnnl::matmul(m.pd);
-    if (m.widen_lhs) m.widen = dnnl::reorder(dnnl::reorder::primitive_desc(engine, m.lhs_md, engine, lhs_compute));
-    if (m.widen_rhs)
-      m.widen_rhs_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(engine, m.rhs_md, engine, rhs_compute));
-    if (m.narrow_out) m.narrow = dnnl::reorder(dnnl::reorder::primitive_desc(engine, out_compute, engine, m.out_md));
+    // f16 is widened and narrowed by half.h's loops: oneDNN's f16 reorders
+    // run at reference speed on CPUs without avx512_fp16.
+    const bool bf16 = s.operand == DType::bf16;
+    if (m.widen_lhs && bf16)
+      m.widen = dnnl::reorder(dnnl::reorder::primitive_desc(engine, m.lhs_md, engine, lhs_compute));
+    if (m.narrow_out && bf16)
+      m.narrow = dnnl::reorder(dnnl::reorder::primitive_desc(engine, out_compute, engine, m.out_md));
   } catch (const dnnl::error& e) {
     fail("[dot_general] oneDNN has no matmul for [{}x{}x{}] x{} {} (computed in {}, {} post-ops): {}", s.m, s.k, s.n,
          s.batch, name(s.operand), name(s.compute), s.epilogue.size(), e.what());
@@ -294,7 +296,6 @@ Matmul::Matmul(const MatmulShape& s, bool packed_weights) : impl_(std::make_uniq
     m.args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(static_cast<int>(i)) | DNNL_ARG_SRC_1] = m.extra_mem.back();
   }
   m.widen_args = {{DNNL_ARG_FROM, m.lhs_mem}, {DNNL_ARG_TO, m.lhs_wide}};
-  m.widen_rhs_args = {{DNNL_ARG_FROM, m.rhs_mem}, {DNNL_ARG_TO, m.rhs_wide}};
   m.narrow_args = {{DNNL_ARG_FROM, m.out_wide}, {DNNL_ARG_TO, m.out_mem}};
   if (widened && packed_weights) {
     m.reserved_bytes = m.pd.weights_desc().get_size();
@@ -341,10 +342,8 @@ void Matmul::run(const void* lhs, const void* rhs, void* out, const void* const*
   m.rhs_mem.set_data_handle(const_cast<void*>(rhs));
   m.out_mem.set_data_handle(out);
   for (size_t i = 0; i < m.extra_mem.size(); ++i) m.extra_mem[i].set_data_handle(const_cast<void*>(extra[i]));
-  // f16 is widened by half.h's loops (oneDNN's f16 reorders are slow here),
-  // bf16 by oneDNN's reorders.
-  const bool f16 = m.shape.operand == DType::f16;
   const auto& s = m.shape;
+  const bool f16 = s.operand == DType::f16;
   if (m.widen_lhs) {
     auto* wide = scratch(0, m.lhs_wide.get_desc().get_size());
     m.lhs_wide.set_data_handle(wide);
@@ -353,24 +352,18 @@ void Matmul::run(const void* lhs, const void* rhs, void* out, const void* const*
     else
       m.widen.execute(d.stream, m.widen_args);
   }
-  if (m.widen_rhs) {
+  if (m.widen_rhs) {  // f16 only
     auto* wide = scratch(2, m.rhs_wide.get_desc().get_size());
     m.rhs_wide.set_data_handle(wide);
-    if (f16)
-      widen_f16(static_cast<const uint16_t*>(rhs), s.rhs_strides, {s.batch, s.k, s.n}, reinterpret_cast<float*>(wide));
-    else
-      m.widen_rhs_reorder.execute(d.stream, m.widen_rhs_args);
+    widen_f16(static_cast<const uint16_t*>(rhs), s.rhs_strides, {s.batch, s.k, s.n}, reinterpret_cast<float*>(wide));
   }
   if (m.narrow_out) m.out_wide.set_data_handle(scratch(1, m.out_wide.get_desc().get_size()));
   m.primitive.execute(d.stream, m.args);
-  if (m.narrow_out && f16) {
-    d.stream.wait();
+  if (m.narrow_out && !f16) m.narrow.execute(d.stream, m.narrow_args);
+  d.stream.wait();
+  if (m.narrow_out && f16)
     narrow_to_f16(static_cast<const float*>(m.out_wide.get_data_handle()), static_cast<uint16_t*>(out),
                   s.batch * s.m * s.n);
-    return;
-  }
-  if (m.narrow_out) m.narrow.execute(d.stream, m.narrow_args);
-  d.stream.wait();
 }
 
 }  // namespace kiln::cpu

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kiln/backend/cpu/half.h"
 #include "kiln/core/dtype.h"
 #include "kiln/core/error.h"
 
@@ -356,10 +357,12 @@ void run_matvec(const MatmulShape& s, const void* lhs, const void* rhs, void* ou
   if ((s.operand == DType::bf16 && isa == Isa::avx512) || f16) {  // widened once here, not per weight row
     if (wide_x.size() < static_cast<size_t>(m * k)) wide_x.resize(static_cast<size_t>(m * k));
     const auto* narrow = static_cast<const uint16_t*>(lhs);
-    for (int64_t j = 0; j < m; ++j)
-      for (int64_t i = 0; i < k; ++i)
-        wide_x[static_cast<size_t>(j * k + i)] =
-            f16 ? f16_to_f32(narrow[j * ldx + i]) : bf16_bits_to_f32(narrow[j * ldx + i]);
+    if (f16) {
+      widen_f16(narrow, {m * ldx, ldx, 1}, {1, m, k}, wide_x.data());
+    } else {
+      for (int64_t j = 0; j < m; ++j)
+        for (int64_t i = 0; i < k; ++i) wide_x[static_cast<size_t>(j * k + i)] = bf16_bits_to_f32(narrow[j * ldx + i]);
+    }
     x = wide_x.data();
     ldx = k;
   }
