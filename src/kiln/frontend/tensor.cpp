@@ -554,7 +554,9 @@ Tensor Tensor::dot(const Tensor& other, std::initializer_list<std::string_view> 
   auto error = [&](const std::string& why) {
     fail("[dot] {}: lhs {}, rhs {}{}", why, lhs.to_string(), rhs.to_string(), weight_note(*this, other));
   };
-  if (lhs.dtype() != rhs.dtype())
+  // A block-quantized rhs (a weight) is dequantized by the dot itself.
+  const bool quantized_rhs = is_quantized(rhs.dtype()) && is_float(lhs.dtype());
+  if (lhs.dtype() != rhs.dtype() && !quantized_rhs)
     error(fmt::format("operands have different dtypes ({} and {}); convert one explicitly", name(lhs.dtype()),
                       name(rhs.dtype())));
   ir::DotAttrs attrs;

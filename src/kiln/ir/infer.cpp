@@ -373,7 +373,7 @@ Shape infer_reduce_window(const Checker& c, const ReduceWindowAttrs& a) {
 Shape infer_dot(const Checker& c, const DotAttrs& a) {
   const Shape& lhs = c.operand(0);
   const Shape& rhs = c.operand(1);
-  c.check_same_dtype(lhs, rhs, "lhs and rhs");
+  if (!is_quantized(rhs.dtype())) c.check_same_dtype(lhs, rhs, "lhs and rhs");  // quantized: "dequantize, then dot"
   c.check_rule(TypeRule::numeric, a.result);
   if (is_float(lhs.dtype()) != is_float(a.result))
     c.fail("result dtype {} does not match the operands", name(a.result));
@@ -433,6 +433,36 @@ Shape infer_convolution(const Checker& c, const ConvolutionAttrs& a) {
   return make_shape(dims, tags_of(lhs), lhs.dtype());
 }
 
+// Block-quantized values are weights: a dot takes one as its rhs (the
+// blocks along a contracting axis), convert dequantizes one to a float
+// type, gather takes whole rows of one (an embedding table). Every other op
+// needs the elements one by one, which blocks do not give.
+void check_quantized_operands(const Checker& c, Op op, std::span<const Shape> operands, const Attributes& attrs) {
+  for (size_t i = 0; i < operands.size(); ++i) {
+    const Shape& s = operands[i];
+    if (!is_quantized(s.dtype())) continue;
+    const int inner = s.rank() - 1;
+    if (op == Op::dot_general && i == 1) {
+      const auto& a = std::get<DotAttrs>(attrs);
+      if (a.rhs_contracting.size() != 1 || a.rhs_contracting[0] != inner || !a.rhs_batch.empty())
+        c.fail("a {} rhs must be contracted over its innermost axis alone, without batch axes", name(s.dtype()));
+      if (!is_float(operands[0].dtype()))
+        c.fail("a {} rhs needs a float lhs, not {}", name(s.dtype()), name(operands[0].dtype()));
+      continue;
+    }
+    if (op == Op::convert && is_float(std::get<ConvertAttrs>(attrs).dtype)) continue;
+    if (op == Op::gather && i == 0) {
+      const auto& a = std::get<GatherAttrs>(attrs);
+      if (inner < 0 || a.slice_sizes[static_cast<size_t>(inner)] != s.dim(inner) ||
+          std::ranges::find(a.start_index_map, inner) != a.start_index_map.end() ||
+          std::ranges::find(a.collapsed_slice_dims, inner) != a.collapsed_slice_dims.end())
+        c.fail("gathers from a {} operand must take whole rows (its innermost axis entire)", name(s.dtype()));
+      continue;
+    }
+    c.fail("does not take a {} operand (blocks of elements); dequantize it first with convert", name(s.dtype()));
+  }
+}
+
 }  // namespace
 
 std::vector<Shape> infer(Op op, std::span<const Shape> operands, const Attributes& attrs) {
@@ -441,6 +471,7 @@ std::vector<Shape> infer(Op op, std::span<const Shape> operands, const Attribute
   if (op_info.arity >= 0 && operands.size() != static_cast<size_t>(op_info.arity))
     c.fail("takes {} operands, got {}", op_info.arity, operands.size());
   if (attrs.index() != op_info.attrs_index) c.fail("has attributes of the wrong kind");
+  check_quantized_operands(c, op, operands, attrs);
 
   // Unary and binary ops share one rule; every other op has its own.
   if (op_info.family == Family::unary || op_info.family == Family::binary) return infer_elementwise(op, c);

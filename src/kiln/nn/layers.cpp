@@ -22,7 +22,7 @@ Tensor Linear::forward(const Tensor& x, std::string_view axis) const {
   if (x.dim(axis) != weight.dim(1))
     fail("[Linear] the input's axis '{}' has {} but the {} takes {} (it is [out, in]): input {}", axis, x.dim(axis),
          describe_weight(weight), weight.dim(1), x.shape().to_string());
-  if (x.dtype() != weight.dtype())
+  if (x.dtype() != weight.dtype() && !(is_quantized(weight.dtype()) && is_float(x.dtype())))
     fail(
         "[Linear] the input {} and the {} differ in dtype; convert the input (x.convert(DType::{})) or load the "
         "weights as {}",
@@ -34,7 +34,8 @@ Tensor Linear::forward(const Tensor& x, std::string_view axis) const {
 }
 
 Tensor Embedding::forward(const Tensor& ids, std::string_view axis) const {
-  return weight.with_tags({"_vocabulary", axis}).gather("_vocabulary", ids);
+  const Tensor rows = weight.with_tags({"_vocabulary", axis}).gather("_vocabulary", ids);
+  return is_quantized(weight.dtype()) ? rows.convert(DType::f32) : rows;  // only the rows taken are dequantized
 }
 
 Tensor LayerNorm::forward(const Tensor& x, std::string_view axis) const {

@@ -9,7 +9,8 @@
 
 namespace kiln::nn {
 
-// y = x W^T + b over axis `axis` of x; the output axis keeps the tag.
+// y = x W^T + b over axis `axis` of x; the output axis keeps the tag. A
+// block-quantized weight (GGUF) takes a float x and is dequantized by the dot.
 struct Linear {
   Tensor weight;               // [out, in]
   std::optional<Tensor> bias;  // [out]
@@ -18,7 +19,8 @@ struct Linear {
 };
 
 // Rows of `weight` picked by integer ids; the ids' axes come first, then
-// `axis` (the embedding width). Out-of-range ids are clamped.
+// `axis` (the embedding width). Out-of-range ids are clamped. Rows of a
+// block-quantized weight come out dequantized, in f32.
 struct Embedding {
   Tensor weight;  // [vocabulary, width]
   Tensor forward(const Tensor& ids, std::string_view axis = "d") const;

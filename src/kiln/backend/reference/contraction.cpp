@@ -10,6 +10,7 @@
 #include "kiln/backend/reference/kernels.h"
 #include "kiln/core/element.h"
 #include "kiln/core/error.h"
+#include "kiln/core/quant.h"
 
 namespace kiln::reference {
 namespace {
@@ -22,6 +23,7 @@ struct Elements {
 };
 
 Elements load_elements(const HostBuffer& buffer) {
+  if (is_quantized(buffer.dtype())) return load_elements(dequantize(buffer));  // a dot's quantized rhs
   Elements e;
   e.is_float = is_float(buffer.dtype());
   const size_t count = static_cast<size_t>(buffer.shape().count());

@@ -16,6 +16,7 @@
 #include "kiln/backend/reference/kernels.h"
 #include "kiln/core/element.h"
 #include "kiln/core/error.h"
+#include "kiln/core/quant.h"
 
 namespace kiln::reference {
 namespace {
@@ -313,6 +314,10 @@ uint64_t float_to_int(double x, IntType t) {
 }
 
 HostBuffer convert(const ir::Node& node, const HostBuffer& x) {
+  if (is_quantized(x.dtype())) {  // dequantized to f32 (exact), then rounded once to the float result
+    const HostBuffer wide = dequantize(x);
+    return node.results[0].dtype() == DType::f32 ? wide : convert(node, wide);
+  }
   HostBuffer out = HostBuffer::allocate(node.results[0]);
   const DType from = x.dtype(), to = out.dtype();
   const int64_t n = x.shape().count();

@@ -45,7 +45,30 @@ void read_start_vector(const HostBuffer& indices, int64_t index_vector_dim, cons
 // result[r] = operand[clamped start(r) + offset(r)], where the result axes in
 // offset_dims walk the slice (minus collapsed axes) and the others pick the
 // index vector.
+HostBuffer gather(const ir::Node& node, const HostBuffer& operand, const HostBuffer& indices);
+
+// The same shape with its innermost axis counted in bytes (u8): whole rows
+// of blocks, which is all a gather from a quantized operand takes (infer.cpp).
+Shape as_row_bytes(const Shape& s) {
+  std::vector<int64_t> dims(s.dims().begin(), s.dims().end());
+  dims.back() = dims.back() / block_size(s.dtype()) * static_cast<int64_t>(size_of(s.dtype()));
+  return Shape(std::span<const int64_t>(dims), DType::u8);
+}
+
+HostBuffer gather_rows_of_blocks(const ir::Node& node, const HostBuffer& operand, const HostBuffer& indices) {
+  const HostBuffer flat = operand.is_contiguous() ? operand : operand.copy();
+  const HostBuffer bytes = HostBuffer::borrow(as_row_bytes(flat.shape()),
+                                              {flat.data(), flat.shape().byte_size()}, std::make_shared<HostBuffer>(flat));
+  ir::Node as_bytes = node;
+  auto& a = std::get<ir::GatherAttrs>(as_bytes.attrs);
+  a.slice_sizes.back() = bytes.shape().dims().back();
+  as_bytes.results[0] = as_row_bytes(node.results[0]);
+  const HostBuffer rows = gather(as_bytes, bytes, indices);
+  return HostBuffer::copy_of(node.results[0], {rows.data(), rows.shape().byte_size()});
+}
+
 HostBuffer gather(const ir::Node& node, const HostBuffer& operand, const HostBuffer& indices) {
+  if (is_quantized(operand.dtype())) return gather_rows_of_blocks(node, operand, indices);
   const auto& a = node.attrs_as<ir::GatherAttrs>();
   const Shape& result_shape = node.results[0];
   const Shape& os = operand.shape();
