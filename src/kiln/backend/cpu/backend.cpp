@@ -277,7 +277,7 @@ std::optional<Compilation::PlannedMatmul> Compilation::planned_matmul(int32_t do
   if (is_weight) shape->compute = compute_dtype(*shape);
   // A decode-sized product streams the weights as stored (matvec.h); every
   // other weight is re-laid out once for oneDNN.
-  return PlannedMatmul{*shape, is_weight && !is_matvec(*shape)};
+  return PlannedMatmul{*shape, is_weight && !is_matvec(*shape) && !shape->quantized};
 }
 
 // Epilogue fusion: a matmul whose only user is an elementwise group made of

@@ -237,10 +237,13 @@ struct Builder {
 }  // namespace
 
 bool is_loop_nest_node(const ir::Graph& graph, const ir::Node& node) {
+  // f8 and block-quantized values are left to shared kernels (the
+  // quantized dots have kernels of their own).
+  auto unrendered = [](DType d) { return is_f8(d) || is_quantized(d); };
   for (const Shape& s : node.results)
-    if (is_f8(s.dtype())) return false;
+    if (unrendered(s.dtype())) return false;
   for (const ir::Value& v : node.operands)
-    if (is_f8(graph.shape(v).dtype())) return false;
+    if (unrendered(graph.shape(v).dtype())) return false;
   switch (ir::family(node.op)) {
     case Family::generator:
     case Family::unary:

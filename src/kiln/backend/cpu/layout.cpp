@@ -22,11 +22,14 @@ ir::Value converted(ir::Graph& g, ir::Value v, DType to) {
 ir::Value add_canonical_dot(ir::Graph& g, const ir::Node& dot, ir::Value lhs, ir::Value rhs) {
   auto a = dot.attrs_as<ir::DotAttrs>();
   const DType operand = g.shape(lhs).dtype();
+  // A block-quantized rhs stays as stored, [free..., K] (infer.cpp allows
+  // no other layout), against an f32 lhs (quantized_matmul.h).
+  const bool quantized = is_quantized(g.shape(rhs).dtype());
   // bf16 and f16 reach the matmul as stored (f16 is computed in f32 there:
   // its weights widened once at prepare, or streamed by the matvec kernels).
-  const DType compute = operand == DType::bf16 || operand == DType::f16 ? operand : DType::f32;
+  const DType compute = !quantized && (operand == DType::bf16 || operand == DType::f16) ? operand : DType::f32;
   lhs = converted(g, lhs, compute);
-  rhs = converted(g, rhs, compute);
+  if (!quantized) rhs = converted(g, rhs, compute);
   const DType result = (a.result == DType::f32 || a.result == compute) ? a.result : DType::f32;
   ir::DotAttrs attrs = a;
   attrs.result = result;
@@ -40,13 +43,17 @@ ir::Value add_canonical_dot(ir::Graph& g, const ir::Node& dot, ir::Value lhs, ir
     rhs_order.insert(rhs_order.end(), a.rhs_contracting.begin(), a.rhs_contracting.end());
     rhs_order.insert(rhs_order.end(), rhs_free.begin(), rhs_free.end());
     lhs = transposed(g, lhs, lhs_order);
-    rhs = transposed(g, rhs, rhs_order);
+    if (!quantized) rhs = transposed(g, rhs, rhs_order);
     const auto nb = static_cast<int64_t>(a.lhs_batch.size()), nc = static_cast<int64_t>(a.lhs_contracting.size());
     const auto nf = static_cast<int64_t>(lhs_free.size());
-    attrs.lhs_batch.clear(), attrs.rhs_batch.clear(), attrs.lhs_contracting.clear(), attrs.rhs_contracting.clear();
-    for (int64_t i = 0; i < nb; ++i) attrs.lhs_batch.push_back(i), attrs.rhs_batch.push_back(i);
-    for (int64_t i = 0; i < nc; ++i)
-      attrs.lhs_contracting.push_back(nb + nf + i), attrs.rhs_contracting.push_back(nb + i);
+    attrs.lhs_batch.clear(), attrs.lhs_contracting.clear();
+    for (int64_t i = 0; i < nb; ++i) attrs.lhs_batch.push_back(i);
+    for (int64_t i = 0; i < nc; ++i) attrs.lhs_contracting.push_back(nb + nf + i);
+    if (!quantized) {
+      attrs.rhs_batch.clear(), attrs.rhs_contracting.clear();
+      for (int64_t i = 0; i < nb; ++i) attrs.rhs_batch.push_back(i);
+      for (int64_t i = 0; i < nc; ++i) attrs.rhs_contracting.push_back(nb + i);
+    }
   }
   const ir::Value out = g.add(ir::Op::dot_general, {lhs, rhs}, attrs);
   return converted(g, out, a.result);

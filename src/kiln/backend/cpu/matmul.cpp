@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kiln/backend/cpu/half.h"
+#include "kiln/backend/cpu/quantized_matmul.h"
 #include "kiln/backend/cpu/matvec.h"
 #include "kiln/backend/cpu/onednn.h"
 #include "kiln/core/error.h"
@@ -107,6 +108,7 @@ std::optional<MatmulShape> matmul_shape(const ir::Graph& graph, const ir::Node& 
   const Shape& rhs = graph.shape(dot.operands[1]);
   const DType t = lhs.dtype();
   if (t != DType::f32 && t != DType::bf16 && t != DType::f16) return std::nullopt;
+  if (is_quantized(rhs.dtype()) && (t != DType::f32 || a.result != DType::f32)) return std::nullopt;
   if (a.result != DType::f32 && a.result != t) return std::nullopt;
   const ir::Axes lhs_free = free_axes(lhs.rank(), a.lhs_batch, a.lhs_contracting);
   const ir::Axes rhs_free = free_axes(rhs.rank(), a.rhs_batch, a.rhs_contracting);
@@ -114,6 +116,7 @@ std::optional<MatmulShape> matmul_shape(const ir::Graph& graph, const ir::Node& 
   m.operand = t;
   m.compute = t == DType::f16 ? DType::f32 : t;  // oneDNN has no f16 GEMM on CPUs without avx512_fp16
   m.result = a.result;
+  if (is_quantized(rhs.dtype())) m.quantized = rhs.dtype();
   m.batch = product(lhs, a.lhs_batch);
   m.m = product(lhs, lhs_free);
   m.k = product(lhs, a.lhs_contracting);
@@ -154,6 +157,7 @@ struct Matmul::Impl {
   bool packed = false;
   bool empty = false;                         // M, N or B is 0, or K is 0 (the result is the epilogue of zeros)
   bool matvec = false;                        // one row against unpacked weights: matvec.h, not oneDNN
+  bool quantized_tiles = false;               // a quantized rhs, more rows than matvec takes: quantized_matmul.h
   bool widen_lhs = false;                     // bf16/f16 operands computed in f32: the lhs is converted per call
   bool widen_rhs = false;                     // so is an unpacked rhs (only f16: activations on both sides)
   bool narrow_out = false;                    // f32 computed, bf16/f16 stored: the result goes through f32 scratch
@@ -214,6 +218,12 @@ Matmul::Matmul(const MatmulShape& s, bool packed_weights) : impl_(std::make_uniq
   m.empty = s.batch == 0 || s.m == 0 || s.n == 0 || s.k == 0;
   m.matvec = !m.empty && !packed_weights && is_matvec(s);
   if (m.empty || m.matvec) return;
+  if (s.quantized) {  // quantized_matmul.h: tiles dequantized per call, nothing packed
+    if (!s.epilogue.empty() || packed_weights || s.batch != 1)
+      fail("[dot_general] a {} weight's matmul has no post-ops, packing or batch here", name(*s.quantized));
+    m.quantized_tiles = true;
+    return;
+  }
   using dims = dnnl::memory::dims;
   using tag = dnnl::memory::format_tag;
   // A size-1 dimension's stride is arbitrary in the IR; give it the value
@@ -309,15 +319,18 @@ Matmul::~Matmul() {
 
 const MatmulShape& Matmul::shape() const { return impl_->shape; }
 
-size_t Matmul::packed_bytes() const { return impl_->empty || impl_->matvec ? 0 : impl_->pd.weights_desc().get_size(); }
+size_t Matmul::packed_bytes() const {
+  return impl_->empty || impl_->matvec || impl_->quantized_tiles ? 0 : impl_->pd.weights_desc().get_size();
+}
 
 std::string Matmul::packing_key() const {
-  return impl_->empty || impl_->matvec ? std::string() : reorder_key(impl_->rhs_md, impl_->pd.weights_desc());
+  return impl_->empty || impl_->matvec || impl_->quantized_tiles ? std::string()
+                                                                 : reorder_key(impl_->rhs_md, impl_->pd.weights_desc());
 }
 
 void Matmul::pack(const void* rhs, void* packed) const {
   Impl& m = *impl_;
-  if (m.empty || m.matvec) return;
+  if (m.empty || m.matvec || m.quantized_tiles) return;
   auto& d = onednn();
   dnnl::memory from(m.rhs_md, d.engine, const_cast<void*>(rhs));
   dnnl::memory to(m.pd.weights_desc(), d.engine, packed);
@@ -335,6 +348,10 @@ void Matmul::run(const void* lhs, const void* rhs, void* out, const void* const*
   }
   if (m.matvec) {
     run_matvec(m.shape, lhs, rhs, out, extra);
+    return;
+  }
+  if (m.quantized_tiles) {
+    run_quantized_matmul(m.shape, lhs, rhs, out);
     return;
   }
   auto& d = onednn();

@@ -38,6 +38,9 @@ struct MatmulShape {
   // (see compute_dtype()).
   DType compute = DType::f32;
   std::vector<PostOp> epilogue;  // applied in order; each binary one reads the next extra input
+  // A block-quantized rhs (a GGUF weight, [N, K] with the blocks along K):
+  // its dtype. The operand (the lhs) is then f32, and so are compute and result.
+  std::optional<DType> quantized;
 };
 
 // The axes of an operand of `rank` that are neither batch nor contracting, in order.

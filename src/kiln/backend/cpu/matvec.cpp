@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kiln/backend/cpu/half.h"
+#include "kiln/backend/cpu/quantized_matmul.h"
 #include "kiln/core/dtype.h"
 #include "kiln/core/error.h"
 
@@ -331,7 +332,8 @@ MatvecIsa best_matvec_isa() {
 }
 
 bool is_matvec(const MatmulShape& s) {
-  // f16 is computed in f32 (as matmul_shape() says), the others as stored.
+  // f16 is computed in f32 (as matmul_shape() says), the others as stored;
+  // a quantized rhs against an f32 lhs (quantized_matmul.h).
   const bool dtypes = (s.operand == DType::f32 || s.operand == DType::bf16 || s.operand == DType::f16) &&
                       s.compute == (s.operand == DType::f16 ? DType::f32 : s.operand) &&
                       (s.result == DType::f32 || s.result == DType::bf16 || s.result == DType::f16);
@@ -367,6 +369,7 @@ void run_matvec(const MatmulShape& s, const void* lhs, const void* rhs, void* ou
     ldx = k;
   }
   const RowsFn rows = kRowsOf[m - 1];
+  const std::optional<DType> quantized = s.quantized;
 
   // The rows go out in guided chunks, at least about 64 KiB of weights each,
   // taken in order by whichever thread is free: the first chunks are long
@@ -374,13 +377,18 @@ void run_matvec(const MatmulShape& s, const void* lhs, const void* rhs, void* ou
   // KiB chunks alone streamed ~7% slower), the last ones short, so a thread
   // slowed by another process on its core does not hold up the rest (a
   // static split waited for it at the end of every product).
-  const int64_t row_bytes = k * static_cast<int64_t>(size_of(s.operand));
+  const int64_t row_bytes =
+      quantized ? quantized_row_bytes(*quantized, stride) : k * static_cast<int64_t>(size_of(s.operand));
   const int64_t chunk = std::max<int64_t>(kRowBlock, (int64_t{64} << 10) / std::max<int64_t>(row_bytes, 1));
   const int64_t chunks = (n_total + chunk - 1) / chunk;
 #pragma omp parallel for schedule(guided, 1)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t n0 = c * chunk, n1 = std::min(n_total, n0 + chunk);
-    rows(isa, s.operand, x, ldx, rhs, stride, k, n0, n1, y, n_total);
+    if (quantized)
+      quantized_rows(*quantized, static_cast<const float*>(x), ldx, m, static_cast<const std::byte*>(rhs), row_bytes, k,
+                     n0, n1, y, n_total, isa);
+    else
+      rows(isa, s.operand, x, ldx, rhs, stride, k, n0, n1, y, n_total);
     if (y == out) continue;
     for (int64_t j = 0; j < m; ++j) {
       float* row = y + j * n_total;
