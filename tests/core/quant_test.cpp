@@ -51,8 +51,8 @@ DType dtype_named(const std::string& name) {
 }
 
 TEST(Quant, EveryTypeHasFixtures) {
-  for (DType d : {DType::q4_0, DType::q4_1, DType::q5_0, DType::q5_1, DType::q8_0, DType::q4_k, DType::q5_k,
-                  DType::q6_k}) {
+  for (DType d :
+       {DType::q4_0, DType::q4_1, DType::q5_0, DType::q5_1, DType::q8_0, DType::q4_k, DType::q5_k, DType::q6_k}) {
     ASSERT_TRUE(manifest()["types"].contains(std::string(name(d)))) << name(d);
     const auto& t = manifest()["types"][std::string(name(d))];
     EXPECT_EQ(t["block_elements"].get<int64_t>(), block_size(d)) << name(d);
@@ -188,7 +188,8 @@ TEST(QuantizedGraph, GatherTakesWholeRowsAndConvertDequantizes) {
   const int32_t picked[] = {7, 0, 7};
   for (int s = 0; s < 3; ++s)
     for (int e = 0; e < 64; ++e)
-      EXPECT_EQ(got.span<float>()[static_cast<size_t>(s * 64 + e)], all.span<float>()[static_cast<size_t>(picked[s] * 64 + e)]);
+      EXPECT_EQ(got.span<float>()[static_cast<size_t>(s * 64 + e)],
+                all.span<float>()[static_cast<size_t>(picked[s] * 64 + e)]);
 }
 
 TEST(QuantizedGraph, OtherUsesAreClearErrors) {
@@ -202,14 +203,36 @@ TEST(QuantizedGraph, OtherUsesAreClearErrors) {
       EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
     }
   };
-  expect_error([&] { compile_fn(platform, [](Tensor t) { return t + t; }, w); }, "q8_0");
-  expect_error([&] { compile_fn(platform, [](Tensor t) { return t.transpose({"k", "n"}); }, w); }, "q8_0");
+  expect_error(
+      [&] {
+        compile_fn(
+            platform, [](Tensor t) { return t + t; }, w);
+      },
+      "q8_0");
+  expect_error(
+      [&] {
+        compile_fn(
+            platform,
+            [](Tensor t) {
+              return t.transpose({"k", "n"});
+            },
+            w);
+      },
+      "q8_0");
   // Contracting over the axis the blocks do not run along.
-  expect_error([&] { compile_fn(platform, [](Tensor x, Tensor t) { return x.dot(t, "n"); }, Shape({{"n", 4}}), w); },
-               "innermost");
+  expect_error(
+      [&] {
+        compile_fn(
+            platform, [](Tensor x, Tensor t) { return x.dot(t, "n"); }, Shape({{"n", 4}}), w);
+      },
+      "innermost");
   // A quantized lhs.
-  expect_error([&] { compile_fn(platform, [](Tensor t, Tensor x) { return t.dot(x, "k"); }, w, Shape({{"k", 32}})); },
-               "q8_0");
+  expect_error(
+      [&] {
+        compile_fn(
+            platform, [](Tensor t, Tensor x) { return t.dot(x, "k"); }, w, Shape({{"k", 32}}));
+      },
+      "q8_0");
 }
 
 }  // namespace

@@ -50,8 +50,7 @@ TEST(QuantizedMatmul, DecodeRowsMatchTheReferenceForEveryTypeAndIsa) {
       for (MatvecIsa isa : {MatvecIsa::scalar, MatvecIsa::avx512, MatvecIsa::avx512_bf16}) {
         if (isa > best_matvec_isa()) continue;
         std::vector<float> y(static_cast<size_t>(m * n), -1.0f);
-        quantized_rows(d, x.span<float>().data(), k, m, w.data(), quantized_row_bytes(d, k), k, 0, n, y.data(), n,
-                       isa);
+        quantized_rows(d, x.span<float>().data(), k, m, w.data(), quantized_row_bytes(d, k), k, 0, n, y.data(), n, isa);
         for (size_t i = 0; i < y.size(); ++i)
           ASSERT_NEAR(y[i], want[i], 1e-4 + 1e-4 * std::abs(want[i]))
               << name(d) << " m=" << m << " isa " << static_cast<int>(isa) << " at " << i;
@@ -97,8 +96,7 @@ TEST(QuantizedMatmul, LayerShapedGraphsMatchTheReference) {
     const HostBuffer up = quantize(random_f32(w.with_dtype(DType::f32), 7, 0.1f), d);
     auto run = [&](const Platform& p) {
       auto exe = compile_fn(p, fn, tokens.shape(), table, w, w);
-      return exe(Buffer::from(p, tokens), Buffer::from(p, embed), Buffer::from(p, gate), Buffer::from(p, up))
-          .to_host();
+      return exe(Buffer::from(p, tokens), Buffer::from(p, embed), Buffer::from(p, gate), Buffer::from(p, up)).to_host();
     };
     EXPECT_TRUE(testing::all_close(run(Platform::cpu()), run(Platform::reference()), kTolerance)) << "s " << s;
   }

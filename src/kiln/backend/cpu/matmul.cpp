@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "kiln/backend/cpu/half.h"
-#include "kiln/backend/cpu/quantized_matmul.h"
 #include "kiln/backend/cpu/matvec.h"
 #include "kiln/backend/cpu/onednn.h"
+#include "kiln/backend/cpu/quantized_matmul.h"
 #include "kiln/core/error.h"
 
 namespace kiln::cpu {

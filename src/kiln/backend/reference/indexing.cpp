@@ -57,8 +57,8 @@ Shape as_row_bytes(const Shape& s) {
 
 HostBuffer gather_rows_of_blocks(const ir::Node& node, const HostBuffer& operand, const HostBuffer& indices) {
   const HostBuffer flat = operand.is_contiguous() ? operand : operand.copy();
-  const HostBuffer bytes = HostBuffer::borrow(as_row_bytes(flat.shape()),
-                                              {flat.data(), flat.shape().byte_size()}, std::make_shared<HostBuffer>(flat));
+  const HostBuffer bytes = HostBuffer::borrow(as_row_bytes(flat.shape()), {flat.data(), flat.shape().byte_size()},
+                                              std::make_shared<HostBuffer>(flat));
   ir::Node as_bytes = node;
   auto& a = std::get<ir::GatherAttrs>(as_bytes.attrs);
   a.slice_sizes.back() = bytes.shape().dims().back();
