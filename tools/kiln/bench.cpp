@@ -32,6 +32,11 @@ struct Test {
 // The checkpoint's dtype from config.json's torch_dtype: bf16 and f16 stay
 // as they are, anything else runs in f32.
 DType checkpoint_dtype(const std::filesystem::path& model) {
+  if (std::filesystem::is_regular_file(model)) {  // a GGUF: its general.file_type (llama.cpp's numbers)
+    const io::BufferStore store = io::open(model);
+    const int64_t type = store.metadata().contains("general.file_type") ? store.metadata<int64_t>("general.file_type") : 0;
+    return type == 1 ? DType::f16 : type == 32 ? DType::bf16 : DType::f32;
+  }
   io::Metadata config;
   const auto path = model / "config.json";
   if (std::filesystem::exists(path)) config = io::load_config(path);

@@ -7,6 +7,7 @@
 #include "bench.h"
 #include "generate.h"
 #include "inspect.h"
+#include "quantize.h"
 #include "kiln/core/error.h"
 
 int main(int argc, char** argv) {
@@ -15,14 +16,15 @@ int main(int argc, char** argv) {
 
   std::string inspect_path;
   bool inspect_json = false;
-  auto* inspect = app.add_subcommand("inspect", "List the tensors and metadata of safetensors weights");
-  inspect->add_option("PATH", inspect_path, "a .safetensors file, a *.safetensors.index.json, or a model directory")
+  auto* inspect = app.add_subcommand("inspect", "List the tensors and metadata of safetensors or GGUF weights");
+  inspect->add_option("PATH", inspect_path, "a .safetensors file, a *.safetensors.index.json, a model directory or a .gguf file")
       ->required();
   inspect->add_flag("--json", inspect_json, "print {\"tensors\":[...],\"metadata\":{...}} for scripts");
 
   kiln::tools::GenerateArgs gen;
-  auto* generate = app.add_subcommand("generate", "Generate text with a LLaMA-layout model directory");
-  generate->add_option("-m,--model", gen.model, "model directory: config.json, *.safetensors, tokenizer.model")
+  auto* generate = app.add_subcommand("generate", "Generate text with a LLaMA model (directory or GGUF)");
+  generate->add_option("-m,--model", gen.model,
+                       "model directory (config.json, *.safetensors, tokenizer.model) or a LLaMA .gguf file")
       ->required();
   generate->add_option("-p,--prompt", gen.prompt, "the prompt text")->required();
   generate->add_option("-n,--tokens", gen.tokens, "how many tokens to generate at most")->capture_default_str();
@@ -40,8 +42,9 @@ int main(int argc, char** argv) {
 
   kiln::tools::BenchArgs bench_args;
   auto* bench = app.add_subcommand(
-      "bench", "Time prefill (ppN) and decode (tgN) of a LLaMA-layout model directory, as llama-bench does");
-  bench->add_option("-m,--model", bench_args.model, "model directory: config.json, *.safetensors, tokenizer.model")
+      "bench", "Time prefill (ppN) and decode (tgN) of a LLaMA model (directory or GGUF), as llama-bench does");
+  bench->add_option("-m,--model", bench_args.model,
+                    "model directory (config.json, *.safetensors, tokenizer.model) or a LLaMA .gguf file")
       ->required();
   bench->add_option("-p,--n-prompt", bench_args.prompt, "prefill lengths, comma-separated (0 skips)")
       ->delimiter(',')
@@ -56,11 +59,25 @@ int main(int argc, char** argv) {
   bench->add_flag("--json", bench_args.json, "print the results as JSON");
   bench->add_flag("-q,--quiet", bench_args.quiet, "no progress lines on stderr");
 
+  kiln::tools::QuantizeArgs quant;
+  auto* quantize = app.add_subcommand(
+      "quantize", "Write a LLaMA model as GGUF (llama.* and tokenizer.ggml.* metadata), its weights converted");
+  quantize->add_option("IN", quant.in, "model directory (config.json, *.safetensors, tokenizer.model) or a .gguf file")
+      ->required();
+  quantize->add_option("OUT", quant.out, "the GGUF file to write")->required();
+  quantize
+      ->add_option("--type", quant.type,
+                   "f32, f16, bf16, q8_0, q4_0, q6_k, or q4_k_m (q4_k with q6_k for the head and some attn_v and "
+                   "ffn_down, as llama-quantize mixes them)")
+      ->capture_default_str();
+  quantize->add_flag("-q,--quiet", quant.quiet, "no progress bar on stderr");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*inspect) kiln::tools::inspect(inspect_path, inspect_json, std::cout);
     if (*generate) kiln::tools::generate(gen);
     if (*bench) kiln::tools::bench(bench_args);
+    if (*quantize) kiln::tools::quantize(quant);
   } catch (const std::exception& e) {
     std::cout.flush();
     fmt::print(stderr, "kiln {}: error: {}\n", app.get_subcommands().front()->get_name(), e.what());

@@ -435,7 +435,8 @@ Shape infer_convolution(const Checker& c, const ConvolutionAttrs& a) {
 
 // Block-quantized values are weights: a dot takes one as its rhs (the
 // blocks along a contracting axis), convert dequantizes one to a float
-// type, gather takes whole rows of one (an embedding table). Every other op
+// type, gather takes whole rows of one (an embedding table), reshape
+// retags one or regroups its outer axes. Every other op
 // needs the elements one by one, which blocks do not give.
 void check_quantized_operands(const Checker& c, Op op, std::span<const Shape> operands, const Attributes& attrs) {
   for (size_t i = 0; i < operands.size(); ++i) {
@@ -451,6 +452,12 @@ void check_quantized_operands(const Checker& c, Op op, std::span<const Shape> op
       continue;
     }
     if (op == Op::convert && is_float(std::get<ConvertAttrs>(attrs).dtype)) continue;
+    if (op == Op::reshape) {  // retagging, or regrouping the outer axes: the rows stay whole
+      const Shape& to = std::get<ReshapeAttrs>(attrs).shape;
+      if (inner < 0 || to.rank() == 0 || to.dim(to.rank() - 1) != s.dim(inner))
+        c.fail("a reshape of a {} operand must keep its innermost axis ({})", name(s.dtype()), s.dim(inner));
+      continue;
+    }
     if (op == Op::gather && i == 0) {
       const auto& a = std::get<GatherAttrs>(attrs);
       if (inner < 0 || a.slice_sizes[static_cast<size_t>(inner)] != s.dim(inner) ||

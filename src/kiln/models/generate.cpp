@@ -6,6 +6,7 @@
 
 #include "kiln/core/element.h"
 #include "kiln/io/open.h"
+#include "kiln/models/llama_gguf.h"
 
 namespace kiln::models {
 namespace {
@@ -47,28 +48,34 @@ io::BufferStore converted(const io::BufferStore& store, DType dtype) {
   return out;
 }
 
-Tokenizer load_tokenizer(const std::filesystem::path& model_dir) {
-  std::error_code error;
-  if (!std::filesystem::is_directory(model_dir, error)) fail("model directory '{}' does not exist", model_dir.string());
-  return Tokenizer::load(model_dir / "tokenizer.model");
+bool has_quantized_weights(const io::BufferStore& store) {
+  return std::ranges::any_of(store.names(), [&](const std::string& n) { return is_quantized(store.get(n).dtype()); });
 }
 
 }  // namespace
 
 Generator::Generator(const Platform& platform, const std::filesystem::path& model_dir, DType dtype,
                      std::function<void(const std::string&)> progress)
-    : platform_(platform), dtype_(dtype), progress_(std::move(progress)), tokenizer_(load_tokenizer(model_dir)) {
+    : platform_(platform), dtype_(dtype), progress_(std::move(progress)) {
   if (dtype != DType::f32 && dtype != DType::bf16 && dtype != DType::f16)
     fail("generate: dtype must be f32, bf16 or f16, not {}", name(dtype));
   const auto start = Clock::now();
   auto say = [&](const std::string& message) {
     if (progress_) progress_(message);
   };
+  std::error_code error;
+  if (!std::filesystem::exists(model_dir, error))
+    fail("model '{}' does not exist (a Hugging Face model directory or a .gguf file)", model_dir.string());
   say(fmt::format("loading {}", model_dir.string()));
-  const io::BufferStore file_store = io::open(model_dir);
+  const io::BufferStore opened = io::open(model_dir);
+  tokenizer_ = llama::load_tokenizer(model_dir, opened);
+  const io::BufferStore file_store = llama::is_gguf(opened) ? llama::from_gguf(opened, model_dir.string()) : opened;
   if (!file_store.metadata().contains("vocab_size"))
     fail("{}: no config.json with the model's configuration (vocab_size, hidden_size, ...)", model_dir.string());
-  store_ = dtype == DType::f32 ? file_store : converted(file_store, dtype);
+  if (dtype != DType::f32 && has_quantized_weights(file_store))
+    fail("{}: its weights are block-quantized, which kiln computes with f32 activations (--dtype f32), not {}",
+         model_dir.string(), name(dtype));
+  store_ = converted(file_store, dtype);  // a no-op for tensors already in `dtype`
   model_ = populate<llama::CausalLM>(store_);
   llama::check_shapes(model_);
   if (tokenizer_.vocab_size() > model_.config.vocab_size)

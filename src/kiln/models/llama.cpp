@@ -48,7 +48,10 @@ LayerConfig LayerConfig::from(const io::Metadata& config) {
          c.num_kv_heads);
   c.head_dim = optional_key<int64_t>(config, "head_dim", c.hidden_size / c.num_heads);
   c.rms_norm_eps = optional_key<double>(config, "rms_norm_eps", 1e-6);
-  c.rope.layout = nn::RopeLayout::half_split;
+  // Hugging Face checkpoints rotate by halves; GGUF ones keep Meta's pairs
+  // (llama_gguf.h sets this key).
+  c.rope.layout = optional_key<bool>(config, "kiln.rope_interleaved", false) ? nn::RopeLayout::interleaved
+                                                                               : nn::RopeLayout::half_split;
   c.rope.theta = optional_key<double>(config, "rope_theta", 10000.0);
   c.rope.scaling = rope_scaling(config);
   return c;
