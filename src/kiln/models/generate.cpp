@@ -68,8 +68,8 @@ Generator::Generator(const Platform& platform, const std::filesystem::path& mode
     fail("model '{}' does not exist (a Hugging Face model directory or a .gguf file)", model_dir.string());
   say(fmt::format("loading {}", model_dir.string()));
   const io::BufferStore opened = io::open(model_dir);
-  tokenizer_ = llama::load_tokenizer(model_dir, opened);
   const io::BufferStore file_store = llama::is_gguf(opened) ? llama::from_gguf(opened, model_dir.string()) : opened;
+  tokenizer_ = llama::load_tokenizer(model_dir, opened);
   if (!file_store.metadata().contains("vocab_size"))
     fail("{}: no config.json with the model's configuration (vocab_size, hidden_size, ...)", model_dir.string());
   if (dtype != DType::f32 && has_quantized_weights(file_store))

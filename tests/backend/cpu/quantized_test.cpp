@@ -27,36 +27,73 @@ HostBuffer random_f32(const Shape& shape, uint32_t seed, float scale = 1) {
   return HostBuffer::from_values(shape, v);
 }
 
-// Sums of K = 512 products of unit normals: f32 summation order differs
-// from the reference's double sums by a few ulps of the partial sums.
+// Sums of K = 256 products of unit normals: f32 summation order differs
+// from the reference's double sums by a few ulps of the partial sums...
 const testing::Tolerance kTolerance{1e-4, 2e-4};
+// ...and where the decode kernels quantize the activations to 8 bits per
+// 32-block (the integer kernels), each sum moves by about
+// sqrt(K) x |w| x step / sqrt(12), step = max|x| / 127 of a block: about
+// 0.05 for these sums of ~16.
+const testing::Tolerance kIntegerTolerance{2e-2, 0.3};
 
-TEST(QuantizedMatmul, DecodeRowsMatchTheReferenceForEveryTypeAndIsa) {
-  constexpr int64_t k = 512, n = 37;
+// Sums in double of x[j, :] . W[c, :] for the given x values (f32 or the
+// 8-bit activations the integer kernels see, dequantized).
+std::vector<double> double_sums(const std::vector<double>& x, const HostBuffer& w_f32, int64_t m, int64_t n,
+                                int64_t k) {
+  std::vector<double> out(static_cast<size_t>(m * n));
+  for (int64_t j = 0; j < m; ++j)
+    for (int64_t c = 0; c < n; ++c) {
+      double sum = 0;
+      for (int64_t i = 0; i < k; ++i)
+        sum += x[static_cast<size_t>(j * k + i)] * w_f32.span<float>()[static_cast<size_t>(c * k + i)];
+      out[static_cast<size_t>(j * n + c)] = sum;
+    }
+  return out;
+}
+
+// The exact path (each row dequantized) gives the f32 sums; the integer
+// kernels give the sums of the weights against the activations as
+// quantize_lhs() rounded them, whose rounding stays within half a step of
+// each block's scale.
+TEST(QuantizedMatmul, DecodeRowsMatchDoubleSumsForEveryTypeAndIsa) {
+  constexpr int64_t k = 512 + 32, n = 37;  // an odd number of 32-blocks for the pairwise kernels' tail
+  int integer_checked = 0;
   for (const DType d : kTypes) {
-    const HostBuffer w = quantize(random_f32(Shape({n, k}), 1), d);
+    const int64_t kd = k / block_size(d) * block_size(d);  // the k-quants take whole 256-blocks
+    const HostBuffer w = quantize(random_f32(Shape({n, kd}), 1), d);
     const HostBuffer w_f32 = dequantize(w);
     for (int64_t m : {1, 3, 8}) {
-      const HostBuffer x = random_f32(Shape({m, k}), 2);
-      std::vector<double> want(static_cast<size_t>(m * n));
-      for (int64_t j = 0; j < m; ++j)
-        for (int64_t c = 0; c < n; ++c) {
-          double sum = 0;
-          for (int64_t i = 0; i < k; ++i)
-            sum += double{x.span<float>()[static_cast<size_t>(j * k + i)]} *
-                   w_f32.span<float>()[static_cast<size_t>(c * k + i)];
-          want[static_cast<size_t>(j * n + c)] = sum;
+      const HostBuffer x = random_f32(Shape({m, kd}), 2);
+      const auto xs = x.span<float>();
+      const std::vector<double> exact = double_sums({xs.begin(), xs.end()}, w_f32, m, n, kd);
+      Q8Rows q8;
+      std::vector<double> rounded;
+      if (has_integer_kernel(d, best_matvec_isa())) {
+        quantize_lhs(xs.data(), kd, m, kd, q8);
+        for (int64_t i = 0; i < m * kd; ++i) {
+          const double step = q8.lane_scale[static_cast<size_t>(i / 4)];
+          rounded.push_back(q8.values[static_cast<size_t>(i)] * step);
+          ASSERT_LE(std::abs(rounded.back() - xs[static_cast<size_t>(i)]), 0.5 * step + 1e-7) << i;
         }
+      }
+      const std::vector<double> integer =
+          rounded.empty() ? std::vector<double>{} : double_sums(rounded, w_f32, m, n, kd);
       for (MatvecIsa isa : {MatvecIsa::scalar, MatvecIsa::avx512, MatvecIsa::avx512_bf16}) {
         if (isa > best_matvec_isa()) continue;
+        const bool uses_integers = has_integer_kernel(d, isa);
+        const std::vector<double>& want = uses_integers ? integer : exact;
         std::vector<float> y(static_cast<size_t>(m * n), -1.0f);
-        quantized_rows(d, x.span<float>().data(), k, m, w.data(), quantized_row_bytes(d, k), k, 0, n, y.data(), n, isa);
+        quantized_rows(d, xs.data(), kd, uses_integers ? &q8 : nullptr, m, w.data(), quantized_row_bytes(d, kd), kd, 0,
+                       n, y.data(), n, isa);
         for (size_t i = 0; i < y.size(); ++i)
           ASSERT_NEAR(y[i], want[i], 1e-4 + 1e-4 * std::abs(want[i]))
-              << name(d) << " m=" << m << " isa " << static_cast<int>(isa) << " at " << i;
+              << name(d) << " m=" << m << " isa " << static_cast<int>(isa) << (uses_integers ? " (integer)" : "")
+              << " at " << i;
+        integer_checked += uses_integers ? 1 : 0;
       }
     }
   }
+  if (integer_checked == 0) GTEST_SKIP() << "this CPU has no avx512_vnni: only the exact kernels were checked";
 }
 
 // x{s, k} . W{n, k} through compile, on the cpu backend and the reference.
@@ -71,7 +108,9 @@ TEST(QuantizedMatmul, CompiledDotsMatchTheReference) {
         auto exe = compile_fn(p, fn, x.shape(), w.shape());
         return exe(Buffer::from(p, x), Buffer::from(p, w)).to_host();
       };
-      EXPECT_TRUE(testing::all_close(run(Platform::cpu()), run(Platform::reference()), kTolerance))
+      const bool integer = rows <= kMaxMatvecRows && has_integer_kernel(d, best_matvec_isa());
+      EXPECT_TRUE(testing::all_close(run(Platform::cpu()), run(Platform::reference()),
+                                     integer ? kIntegerTolerance : kTolerance))
           << name(d) << " rows " << rows;
     }
 }
@@ -98,7 +137,10 @@ TEST(QuantizedMatmul, LayerShapedGraphsMatchTheReference) {
       auto exe = compile_fn(p, fn, tokens.shape(), table, w, w);
       return exe(Buffer::from(p, tokens), Buffer::from(p, embed), Buffer::from(p, gate), Buffer::from(p, up)).to_host();
     };
-    EXPECT_TRUE(testing::all_close(run(Platform::cpu()), run(Platform::reference()), kTolerance)) << "s " << s;
+    const bool integer = s <= kMaxMatvecRows && has_integer_kernel(d, best_matvec_isa());
+    EXPECT_TRUE(
+        testing::all_close(run(Platform::cpu()), run(Platform::reference()), integer ? kIntegerTolerance : kTolerance))
+        << "s " << s;
   }
 }
 

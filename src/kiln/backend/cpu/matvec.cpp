@@ -370,6 +370,10 @@ void run_matvec(const MatmulShape& s, const void* lhs, const void* rhs, void* ou
   }
   const RowsFn rows = kRowsOf[m - 1];
   const std::optional<DType> quantized = s.quantized;
+  thread_local Q8Rows q8;  // the lhs as 8-bit blocks, once per call
+  const bool integer = quantized && has_integer_kernel(*quantized, isa);
+  if (integer) quantize_lhs(static_cast<const float*>(x), ldx, m, k, q8);
+  const Q8Rows* lhs_q8 = integer ? &q8 : nullptr;  // this thread's: inside the parallel loop `q8` is another's
 
   // The rows go out in guided chunks, at least about 64 KiB of weights each,
   // taken in order by whichever thread is free: the first chunks are long
@@ -385,8 +389,8 @@ void run_matvec(const MatmulShape& s, const void* lhs, const void* rhs, void* ou
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t n0 = c * chunk, n1 = std::min(n_total, n0 + chunk);
     if (quantized)
-      quantized_rows(*quantized, static_cast<const float*>(x), ldx, m, static_cast<const std::byte*>(rhs), row_bytes, k,
-                     n0, n1, y, n_total, isa);
+      quantized_rows(*quantized, static_cast<const float*>(x), ldx, lhs_q8, m, static_cast<const std::byte*>(rhs),
+                     row_bytes, k, n0, n1, y, n_total, isa);
     else
       rows(isa, s.operand, x, ldx, rhs, stride, k, n0, n1, y, n_total);
     if (y == out) continue;
