@@ -29,14 +29,34 @@ struct Test {
   }
 };
 
-// The checkpoint's dtype from config.json's torch_dtype: bf16 and f16 stay
-// as they are, anything else runs in f32.
-DType checkpoint_dtype(const std::filesystem::path& model) {
-  if (std::filesystem::is_regular_file(model)) {  // a GGUF: its general.file_type (llama.cpp's numbers)
-    const io::BufferStore store = io::open(model);
-    const int64_t type = store.metadata().contains("general.file_type") ? store.metadata<int64_t>("general.file_type") : 0;
-    return type == 1 ? DType::f16 : type == 32 ? DType::bf16 : DType::f32;
+// A GGUF's general.file_type (llama.cpp's LLAMA_FTYPE numbers), -1 for a directory.
+int64_t gguf_file_type(const std::filesystem::path& model) {
+  if (!std::filesystem::is_regular_file(model)) return -1;
+  const io::BufferStore store = io::open(model);
+  return store.metadata().contains("general.file_type") ? store.metadata<int64_t>("general.file_type") : 0;
+}
+
+// The weights' type as llama-bench names it, for the model column.
+std::string weight_label(int64_t file_type, DType dtype) {
+  switch (file_type) {
+    case 2:
+      return "Q4_0";
+    case 7:
+      return "Q8_0";
+    case 15:
+      return "Q4_K_M";
+    case 18:
+      return "Q6_K";
+    default:
+      return std::string(name(dtype));
   }
+}
+
+// The checkpoint's dtype from config.json's torch_dtype (or a GGUF's file
+// type): bf16 and f16 stay as they are, anything else runs in f32.
+DType checkpoint_dtype(const std::filesystem::path& model) {
+  if (const int64_t type = gguf_file_type(model); type >= 0)
+    return type == 1 ? DType::f16 : type == 32 ? DType::bf16 : DType::f32;
   io::Metadata config;
   const auto path = model / "config.json";
   if (std::filesystem::exists(path)) config = io::load_config(path);
@@ -87,7 +107,7 @@ void bench(const BenchArgs& args) {
 
   const double gib = static_cast<double>(generator.weight_bytes()) / (1024.0 * 1024.0 * 1024.0);
   const double billions = static_cast<double>(generator.parameter_count()) / 1e9;
-  const std::string model = fmt::format("llama {:.1f}B {}", billions, name(dtype));
+  const std::string model = fmt::format("llama {:.1f}B {}", billions, weight_label(gguf_file_type(args.model), dtype));
   if (args.json) {
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
     for (const Test& test : tests)

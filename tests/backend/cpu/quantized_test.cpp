@@ -36,6 +36,23 @@ const testing::Tolerance kTolerance{1e-4, 2e-4};
 // 0.05 for these sums of ~16.
 const testing::Tolerance kIntegerTolerance{2e-2, 0.3};
 
+// The prefill tiles hold the reference's values exactly.
+TEST(QuantizedMatmul, TileRowsAreTheReferenceDequantization) {
+  for (const DType d : kTypes) {
+    const int64_t k = 1024;
+    const HostBuffer w = quantize(random_f32(Shape({3, k}), 9, 3.0f), d);
+    std::vector<float> fast(static_cast<size_t>(k)), reference(static_cast<size_t>(k));
+    for (int64_t r = 0; r < 3; ++r) {
+      const std::byte* row = w.data() + r * quantized_row_bytes(d, k);
+      dequantize_tile_row(d, row, k, fast.data());
+      dequantize_row(d, row, k, reference.data());
+      for (int64_t i = 0; i < k; ++i)
+        ASSERT_EQ(fast[static_cast<size_t>(i)], reference[static_cast<size_t>(i)])
+            << name(d) << " row " << r << " at " << i;
+    }
+  }
+}
+
 // Sums in double of x[j, :] . W[c, :] for the given x values (f32 or the
 // 8-bit activations the integer kernels see, dequantized).
 std::vector<double> double_sums(const std::vector<double>& x, const HostBuffer& w_f32, int64_t m, int64_t n,

@@ -158,13 +158,16 @@ KILN_VNNI float dot_q4_k(const std::byte* w, const Q8Rows& x, int64_t j, int64_t
   const float* block_sum = x.block_sum.data() + j * k / 32;
   const __m256i mask = _mm256_set1_epi8(0x0F);
   __m512 acc = _mm512_setzero_ps();
-  float minimums = 0;
+  __m256 minimums = _mm256_setzero_ps();  // a vector: a scalar sum here was a chain of dependent adds
   for (int64_t s = 0; s < k / 256; ++s) {
     const std::byte* p = w + s * kBytes;
     const float d = half_to_float(p), dmin = half_to_float(p + 2);
     uint8_t sc[8], mn[8];
     q4_k_scales(reinterpret_cast<const uint8_t*>(p + 4), sc, mn);
-    for (int i = 0; i < 8; ++i) minimums += dmin * static_cast<float>(mn[i]) * block_sum[s * 8 + i];
+    int64_t packed_mins;
+    std::memcpy(&packed_mins, mn, 8);
+    const __m256 mins = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(packed_mins)));
+    minimums = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(dmin), mins), _mm256_loadu_ps(block_sum + s * 8), minimums);
     for (int c = 0; c < 4; ++c) {
       const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16 + 32 * c));
       const __m512i v = join(_mm256_and_si256(q, mask), _mm256_and_si256(_mm256_srli_epi16(q, 4), mask));
@@ -174,7 +177,9 @@ KILN_VNNI float dot_q4_k(const std::byte* w, const Q8Rows& x, int64_t j, int64_t
       acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc);
     }
   }
-  return _mm512_reduce_add_ps(acc) - minimums;
+  const __m128 m4 = _mm_add_ps(_mm256_castps256_ps128(minimums), _mm256_extractf128_ps(minimums, 1));
+  const __m128 m2 = _mm_add_ps(m4, _mm_movehl_ps(m4, m4));
+  return _mm512_reduce_add_ps(acc) - _mm_cvtss_f32(_mm_add_ss(m2, _mm_shuffle_ps(m2, m2, 1)));
 }
 
 KILN_VNNI float dot_q6_k(const std::byte* w, const Q8Rows& x, int64_t j, int64_t k) {
@@ -216,6 +221,86 @@ KILN_VNNI float dot_q6_k(const std::byte* w, const Q8Rows& x, int64_t j, int64_t
   return _mm512_reduce_add_ps(acc);
 }
 
+// --- dequantization of prefill tiles (AVX-512) --------------------------------
+// The same operations in the same order as quant.cpp's reference, 16
+// elements at a time, so the tiles hold exactly the reference values.
+
+KILN_VNNI inline __m512 widen_u8(__m128i bytes) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes)); }
+KILN_VNNI inline __m512i widen_u8_to_i32(const std::byte* p) {
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+KILN_VNNI void tile_row_q4_0(const std::byte* b, int64_t k, float* y) {
+  const __m128i mask = _mm_set1_epi8(0x0F);
+  const __m512i eight = _mm512_set1_epi32(8);
+  for (int64_t i = 0; i < k / 32; ++i, b += 18, y += 32) {
+    const __m512 d = _mm512_set1_ps(half_to_float(b));
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2));
+    const __m512i lo = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(q, mask)), eight);
+    const __m512i hi = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(q, 4), mask)), eight);
+    _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_cvtepi32_ps(lo), d));
+    _mm512_storeu_ps(y + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(hi), d));
+  }
+}
+
+KILN_VNNI void tile_row_q8_0(const std::byte* b, int64_t k, float* y) {
+  for (int64_t i = 0; i < k / 32; ++i, b += 34, y += 32) {
+    const __m512 d = _mm512_set1_ps(half_to_float(b));
+    for (int h = 0; h < 2; ++h) {
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2 + 16 * h));
+      _mm512_storeu_ps(y + 16 * h, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), d));
+    }
+  }
+}
+
+KILN_VNNI void tile_row_q4_k(const std::byte* b, int64_t k, float* y) {
+  const __m128i mask = _mm_set1_epi8(0x0F);
+  for (int64_t s = 0; s < k / 256; ++s, b += 144) {
+    const float d = half_to_float(b), dmin = half_to_float(b + 2);
+    uint8_t sc[8], mn[8];
+    q4_k_scales(reinterpret_cast<const uint8_t*>(b + 4), sc, mn);
+    for (int c = 0; c < 4; ++c, y += 64) {
+      const __m512 d1 = _mm512_set1_ps(d * sc[2 * c]), m1 = _mm512_set1_ps(dmin * mn[2 * c]);
+      const __m512 d2 = _mm512_set1_ps(d * sc[2 * c + 1]), m2 = _mm512_set1_ps(dmin * mn[2 * c + 1]);
+      for (int h = 0; h < 2; ++h) {
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16 + 32 * c + 16 * h));
+        _mm512_storeu_ps(y + 16 * h, _mm512_sub_ps(_mm512_mul_ps(d1, widen_u8(_mm_and_si128(q, mask))), m1));
+        _mm512_storeu_ps(y + 32 + 16 * h,
+                         _mm512_sub_ps(_mm512_mul_ps(d2, widen_u8(_mm_and_si128(_mm_srli_epi16(q, 4), mask))), m2));
+      }
+    }
+  }
+}
+
+KILN_VNNI void tile_row_q6_k(const std::byte* b, int64_t k, float* y) {
+  const __m512i low4 = _mm512_set1_epi32(0x0F), low2 = _mm512_set1_epi32(3), offset = _mm512_set1_epi32(32);
+  for (int64_t s = 0; s < k / 256; ++s, b += 210) {
+    const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
+    const float d = half_to_float(b + 208);
+    for (int half = 0; half < 2; ++half, y += 128) {
+      const std::byte* ql = b + 64 * half;
+      const std::byte* qh = b + 128 + 32 * half;
+      for (int l = 0; l < 32; l += 16) {
+        const __m512i a = widen_u8_to_i32(ql + l), c = widen_u8_to_i32(ql + l + 32), h = widen_u8_to_i32(qh + l);
+        const __m512i q[4] = {
+            _mm512_or_si512(_mm512_and_si512(a, low4), _mm512_slli_epi32(_mm512_and_si512(h, low2), 4)),
+            _mm512_or_si512(_mm512_and_si512(c, low4),
+                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h, 2), low2), 4)),
+            _mm512_or_si512(_mm512_srli_epi32(a, 4),
+                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h, 4), low2), 4)),
+            _mm512_or_si512(_mm512_srli_epi32(c, 4),
+                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h, 6), low2), 4))};
+        const int is = 8 * half + l / 16;
+        for (int part = 0; part < 4; ++part) {
+          const __m512 scale = _mm512_set1_ps(d * static_cast<float>(sc[is + 2 * part]));
+          _mm512_storeu_ps(y + l + 32 * part,
+                           _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_sub_epi32(q[part], offset))));
+        }
+      }
+    }
+  }
+}
+
 using IntegerDot = float (*)(const std::byte*, const Q8Rows&, int64_t, int64_t);
 
 IntegerDot integer_dot(DType dtype) {
@@ -240,6 +325,23 @@ bool cpu_has_vnni() {
            __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
   }();
   return vnni;
+}
+
+using TileRow = void (*)(const std::byte*, int64_t, float*);
+
+TileRow tile_row(DType dtype) {
+  switch (dtype) {
+    case DType::q4_0:
+      return tile_row_q4_0;
+    case DType::q8_0:
+      return tile_row_q8_0;
+    case DType::q4_k:
+      return tile_row_q4_k;
+    case DType::q6_k:
+      return tile_row_q6_k;
+    default:
+      return nullptr;
+  }
 }
 
 KILN_VNNI void quantize_lhs_vnni(const float* x, int64_t ldx, int64_t m, int64_t k, Q8Rows& r) {
@@ -268,6 +370,14 @@ KILN_VNNI void quantize_lhs_vnni(const float* x, int64_t ldx, int64_t m, int64_t
 }
 
 }  // namespace
+
+void dequantize_tile_row(DType dtype, const std::byte* blocks, int64_t k, float* out) {
+  const TileRow fast = cpu_has_vnni() ? tile_row(dtype) : nullptr;
+  if (fast != nullptr)
+    fast(blocks, k, out);
+  else
+    dequantize_row(dtype, blocks, k, out);
+}
 
 bool has_integer_kernel(DType dtype, MatvecIsa isa) {
   return isa != MatvecIsa::scalar && cpu_has_vnni() && integer_dot(dtype) != nullptr;
@@ -300,7 +410,7 @@ void quantized_rows(DType dtype, const float* x, int64_t ldx, const Q8Rows* q8, 
   // Each row is dequantized into L1 once and dotted with every lhs row.
   float* row = thread_scratch(static_cast<size_t>(k));
   for (int64_t n = n0; n < n1; ++n) {
-    dequantize_row(dtype, w + n * row_bytes, k, row);
+    dequantize_tile_row(dtype, w + n * row_bytes, k, row);
     for (int64_t j = 0; j < m; ++j) y[j * ldy + n] = dot_f32(x + j * ldx, row, k, isa);
   }
 }
@@ -336,7 +446,7 @@ void run_quantized_matmul(const MatmulShape& s, const void* lhs, const void* rhs
   for (int64_t t = 0; t < tiles; ++t) {
     const int64_t n0 = t * tile, rows = std::min(tile, n_total - n0);
     float* w = thread_scratch(static_cast<size_t>(tile * k));
-    for (int64_t r = 0; r < rows; ++r) dequantize_row(dtype, blocks + (n0 + r) * row_bytes, k, w + r * k);
+    for (int64_t r = 0; r < rows; ++r) dequantize_tile_row(dtype, blocks + (n0 + r) * row_bytes, k, w + r * k);
     // Row-major C = A [M, K] x W^T, W [rows, K]; single-threaded inside the parallel loop.
     const dnnl_status_t status = dnnl_sgemm('N', 'T', m, rows, k, 1.0f, a, lda, w, k, 0.0f, c + n0, n_total);
     if (status != dnnl_success) {

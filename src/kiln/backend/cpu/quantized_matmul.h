@@ -33,6 +33,10 @@ struct Q8Rows {
   std::vector<float> block_sum;   // [m, k / 32]: d * sum of the block's values
 };
 
+// One row of k elements dequantized exactly as quant.h's dequantize_row
+// does (the same values), with AVX-512 for q4_0, q8_0, q4_k and q6_k.
+void dequantize_tile_row(DType dtype, const std::byte* blocks, int64_t k, float* out);
+
 // Whether the integer (AVX-512 VNNI) kernels take `dtype` with `isa` on this
 // CPU: q8_0, q4_0, q4_k and q6_k where it has avx512_vnni.
 bool has_integer_kernel(DType dtype, MatvecIsa isa);
