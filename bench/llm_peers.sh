@@ -7,7 +7,8 @@
 # medians over the rounds with decode as a fraction of the bandwidth bound.
 #
 # Usage: bench/llm_peers.sh MODEL_DIR GGUF LLAMA_BENCH [DTYPE] [ROUNDS] [P] [N] [THREADS]
-#   MODEL_DIR   a checkpoint from bench/make_llama_checkpoint.py
+#   MODEL_DIR   a checkpoint from bench/make_llama_checkpoint.py, or a GGUF file (a quantized
+#               one from kiln quantize or llama-quantize: pass it as GGUF too, SKIP_TORCH=1, DTYPE f32)
 #   GGUF        the same weights from bench/peers/hf_to_gguf.py
 #   LLAMA_BENCH the llama-bench binary built from llama.cpp's source; "-" skips it
 #   DTYPE       bf16, f32 or f16 (default bf16); P, N: llama-bench style lists (128,512 and 128)
@@ -37,7 +38,8 @@ cat "$out"
 command -p python3 - "$out" "$model" <<'EOF'
 import json, os, statistics, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
-weights = os.path.getsize(os.path.join(sys.argv[2], "model.safetensors"))
+model = sys.argv[2]  # a checkpoint directory, or a GGUF file both sides read
+weights = os.path.getsize(model) if os.path.isfile(model) else os.path.getsize(os.path.join(model, "model.safetensors"))
 bandwidth = statistics.median(r["r"]["read_bandwidth_gbs"] for r in rows if r["peer"] == "bandwidth")
 bound = bandwidth * 1e9 / weights
 print(f"\nread bandwidth median {bandwidth:.1f} GB/s; {weights / 1e9:.2f} GB of weights: decode bound {bound:.1f} tokens/s")
