@@ -7,8 +7,8 @@
 #include "bench.h"
 #include "generate.h"
 #include "inspect.h"
-#include "quantize.h"
 #include "kiln/core/error.h"
+#include "quantize.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"kiln: compile and run ML models written as C++ structs"};
@@ -17,14 +17,18 @@ int main(int argc, char** argv) {
   std::string inspect_path;
   bool inspect_json = false;
   auto* inspect = app.add_subcommand("inspect", "List the tensors and metadata of safetensors or GGUF weights");
-  inspect->add_option("PATH", inspect_path, "a .safetensors file, a *.safetensors.index.json, a model directory or a .gguf file")
+  inspect
+      ->add_option("PATH", inspect_path,
+                   "a .safetensors file, a *.safetensors.index.json, a model directory or a .gguf file")
       ->required();
   inspect->add_flag("--json", inspect_json, "print {\"tensors\":[...],\"metadata\":{...}} for scripts");
 
   kiln::tools::GenerateArgs gen;
   auto* generate = app.add_subcommand("generate", "Generate text with a LLaMA model (directory or GGUF)");
-  generate->add_option("-m,--model", gen.model,
-                       "model directory (config.json, *.safetensors, tokenizer.model) or a LLaMA .gguf file")
+  generate
+      ->add_option("-m,--model", gen.model,
+                   "model directory (config.json, *.safetensors, tokenizer.model), a LLaMA .gguf, or a llama2.c .bin "
+                   "(tokenizer.bin beside it)")
       ->required();
   generate->add_option("-p,--prompt", gen.prompt, "the prompt text")->required();
   generate->add_option("-n,--tokens", gen.tokens, "how many tokens to generate at most")->capture_default_str();
@@ -43,8 +47,10 @@ int main(int argc, char** argv) {
   kiln::tools::BenchArgs bench_args;
   auto* bench = app.add_subcommand(
       "bench", "Time prefill (ppN) and decode (tgN) of a LLaMA model (directory or GGUF), as llama-bench does");
-  bench->add_option("-m,--model", bench_args.model,
-                    "model directory (config.json, *.safetensors, tokenizer.model) or a LLaMA .gguf file")
+  bench
+      ->add_option("-m,--model", bench_args.model,
+                   "model directory (config.json, *.safetensors, tokenizer.model), a LLaMA .gguf, or a llama2.c .bin "
+                   "(tokenizer.bin beside it)")
       ->required();
   bench->add_option("-p,--n-prompt", bench_args.prompt, "prefill lengths, comma-separated (0 skips)")
       ->delimiter(',')
@@ -62,7 +68,9 @@ int main(int argc, char** argv) {
   kiln::tools::QuantizeArgs quant;
   auto* quantize = app.add_subcommand(
       "quantize", "Write a LLaMA model as GGUF (llama.* and tokenizer.ggml.* metadata), its weights converted");
-  quantize->add_option("IN", quant.in, "model directory (config.json, *.safetensors, tokenizer.model) or a .gguf file")
+  quantize
+      ->add_option("IN", quant.in,
+                   "model directory (config.json, *.safetensors, tokenizer.model), a .gguf or a llama2.c .bin")
       ->required();
   quantize->add_option("OUT", quant.out, "the GGUF file to write")->required();
   quantize

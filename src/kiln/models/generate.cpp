@@ -63,13 +63,10 @@ Generator::Generator(const Platform& platform, const std::filesystem::path& mode
   auto say = [&](const std::string& message) {
     if (progress_) progress_(message);
   };
-  std::error_code error;
-  if (!std::filesystem::exists(model_dir, error))
-    fail("model '{}' does not exist (a Hugging Face model directory or a .gguf file)", model_dir.string());
   say(fmt::format("loading {}", model_dir.string()));
-  const io::BufferStore opened = io::open(model_dir);
-  const io::BufferStore file_store = llama::is_gguf(opened) ? llama::from_gguf(opened, model_dir.string()) : opened;
-  tokenizer_ = llama::load_tokenizer(model_dir, opened);
+  llama::OpenedModel opened = llama::open_model(model_dir);
+  const io::BufferStore& file_store = opened.store;
+  tokenizer_ = std::move(opened.tokenizer);
   if (!file_store.metadata().contains("vocab_size"))
     fail("{}: no config.json with the model's configuration (vocab_size, hidden_size, ...)", model_dir.string());
   if (dtype != DType::f32 && has_quantized_weights(file_store))

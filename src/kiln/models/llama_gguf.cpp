@@ -12,6 +12,7 @@
 #include "kiln/io/gguf.h"
 #include "kiln/io/open.h"
 #include "kiln/models/llama.h"
+#include "kiln/models/llama2c.h"
 #include "kiln/models/tokenizer.h"
 
 namespace kiln::models::llama {
@@ -21,11 +22,9 @@ namespace {
 constexpr std::pair<std::string_view, std::string_view> kGlobalNames[] = {
     {"token_embd", "model.embed_tokens"}, {"output_norm", "model.norm"}, {"output", "lm_head"}};
 constexpr std::pair<std::string_view, std::string_view> kLayerNames[] = {
-    {"attn_norm", "input_layernorm"},    {"attn_q", "self_attn.q_proj"},
-    {"attn_k", "self_attn.k_proj"},      {"attn_v", "self_attn.v_proj"},
-    {"attn_output", "self_attn.o_proj"}, {"ffn_norm", "post_attention_layernorm"},
-    {"ffn_gate", "mlp.gate_proj"},       {"ffn_up", "mlp.up_proj"},
-    {"ffn_down", "mlp.down_proj"}};
+    {"attn_norm", "input_layernorm"}, {"attn_q", "self_attn.q_proj"},      {"attn_k", "self_attn.k_proj"},
+    {"attn_v", "self_attn.v_proj"},   {"attn_output", "self_attn.o_proj"}, {"ffn_norm", "post_attention_layernorm"},
+    {"ffn_gate", "mlp.gate_proj"},    {"ffn_up", "mlp.up_proj"},           {"ffn_down", "mlp.down_proj"}};
 
 // "blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight"; empty when unknown.
 std::string hf_name(std::string_view gguf) {
@@ -108,7 +107,7 @@ io::BufferStore from_gguf(const io::BufferStore& gguf, const std::string& file) 
     fail("{}: has rope_freqs.weight (Llama 3.1-style RoPE frequency factors), which kiln does not read yet", file);
   if (!gguf.contains("token_embd.weight")) fail("{}: has no token_embd.weight", file);
   c.set("vocab_size", m.contains("llama.vocab_size") ? m.at("llama.vocab_size")
-                                                      : io::MetaValue(gguf.get("token_embd.weight").shape().dim(0)));
+                                                     : io::MetaValue(gguf.get("token_embd.weight").shape().dim(0)));
   c.set("tie_word_embeddings", !gguf.contains("output.weight"));
   c.set("kiln.rope_interleaved", true);  // Q/K rows in GGUF's order: see llama_gguf.h
   for (const std::string& name : gguf.names()) {
@@ -121,8 +120,8 @@ io::BufferStore from_gguf(const io::BufferStore& gguf, const std::string& file) 
 
 QuantizeType quantize_type_from_name(const std::string& name) {
   static const std::pair<std::string_view, QuantizeType> kNames[] = {
-      {"f32", QuantizeType::f32},       {"f16", QuantizeType::f16},   {"bf16", QuantizeType::bf16},
-      {"q8_0", QuantizeType::q8_0},     {"q4_0", QuantizeType::q4_0}, {"q4_k_m", QuantizeType::q4_k_m},
+      {"f32", QuantizeType::f32},   {"f16", QuantizeType::f16},   {"bf16", QuantizeType::bf16},
+      {"q8_0", QuantizeType::q8_0}, {"q4_0", QuantizeType::q4_0}, {"q4_k_m", QuantizeType::q4_k_m},
       {"q6_k", QuantizeType::q6_k}};
   for (const auto& [n, t] : kNames)
     if (name == n) return t;
@@ -271,8 +270,7 @@ std::vector<io::GgufWriteEntry> tokenizer_entries(const Vocabulary& v, const Con
       {"tokenizer.ggml.scores", GgufType::array, scores, GgufType::f32},
       {"tokenizer.ggml.token_type", GgufType::array, types, GgufType::i32},
       {"tokenizer.ggml.bos_token_id", GgufType::u32, c.bos_token_id >= 0 ? c.bos_token_id : int64_t{v.bos_id}},
-      {"tokenizer.ggml.eos_token_id", GgufType::u32,
-       !c.eos_token_ids.empty() ? c.eos_token_ids[0] : int64_t{v.eos_id}},
+      {"tokenizer.ggml.eos_token_id", GgufType::u32, !c.eos_token_ids.empty() ? c.eos_token_ids[0] : int64_t{v.eos_id}},
       {"tokenizer.ggml.unknown_token_id", GgufType::u32, int64_t{v.unk_id}},
       {"tokenizer.ggml.add_bos_token", GgufType::bool_, true},
       {"tokenizer.ggml.add_space_prefix", GgufType::bool_, v.add_space_prefix},
@@ -304,29 +302,43 @@ Vocabulary vocabulary_from_gguf(const io::Metadata& m, const std::string& file) 
   v.bos_id = id("tokenizer.ggml.bos_token_id", -1);
   v.eos_id = id("tokenizer.ggml.eos_token_id", -1);
   v.unk_id = id("tokenizer.ggml.unknown_token_id", 0);
-  if (m.contains("tokenizer.ggml.add_space_prefix")) v.add_space_prefix = m.get<bool>("tokenizer.ggml.add_space_prefix");
+  if (m.contains("tokenizer.ggml.add_space_prefix"))
+    v.add_space_prefix = m.get<bool>("tokenizer.ggml.add_space_prefix");
   return v;
 }
 
-Tokenizer load_tokenizer(const std::filesystem::path& path, const io::BufferStore& store) {
-  if (is_gguf(store)) return Tokenizer::from_vocabulary(vocabulary_from_gguf(store.metadata(), path.string()), path.string());
+OpenedModel open_model(const std::filesystem::path& path) {
   std::error_code error;
+  if (!std::filesystem::exists(path, error))
+    fail("model '{}' does not exist (a Hugging Face model directory, a .gguf file or a llama2.c .bin)", path.string());
+  if (is_llama2c(path)) {
+    io::BufferStore store = open_llama2c(path);
+    const int64_t vocab = store.metadata<int64_t>("vocab_size");
+    const std::filesystem::path tokenizer = path.parent_path() / "tokenizer.bin";
+    return {std::move(store), Tokenizer::from_vocabulary(read_llama2c_tokenizer(tokenizer, vocab), tokenizer.string()),
+            true};
+  }
+  const io::BufferStore opened = io::open(path);
+  if (is_gguf(opened)) {
+    io::BufferStore store = from_gguf(opened, path.string());
+    Tokenizer tokenizer =
+        Tokenizer::from_vocabulary(vocabulary_from_gguf(opened.metadata(), path.string()), path.string());
+    return {std::move(store), std::move(tokenizer), true};
+  }
   if (!std::filesystem::is_directory(path, error)) fail("model directory '{}' does not exist", path.string());
-  return Tokenizer::load(path / "tokenizer.model");
+  return {opened, Tokenizer::load(path / "tokenizer.model"), false};
 }
 
 void quantize(const std::filesystem::path& in, const std::filesystem::path& out, const QuantizeOptions& options) {
-  const io::BufferStore file = io::open(in);
-  const bool from_gguf_file = is_gguf(file);
-  const io::BufferStore store = from_gguf_file ? from_gguf(file, in.string()) : file;
+  const OpenedModel model = open_model(in);
+  const io::BufferStore& store = model.store;
   if (!store.metadata().contains("vocab_size"))
     fail("quantize: {} has no config.json with the model's configuration (vocab_size, hidden_size, ...)", in.string());
   const Config config = Config::from(store.metadata());
-  const Tokenizer tokenizer = load_tokenizer(in, file);
-  std::vector<io::GgufWriteEntry> metadata =
-      config_entries(config, in.filename().string().empty() ? in.parent_path().filename().string()
-                                                              : in.filename().string(),
-                     options.type);
+  const Tokenizer& tokenizer = model.tokenizer;
+  std::vector<io::GgufWriteEntry> metadata = config_entries(
+      config, in.filename().string().empty() ? in.parent_path().filename().string() : in.filename().string(),
+      options.type);
   for (auto& e : tokenizer_entries(tokenizer.vocabulary(), config)) metadata.push_back(std::move(e));
 
   // GGUF's order: the embedding, each layer, the final norm and head.
@@ -345,7 +357,7 @@ void quantize(const std::filesystem::path& in, const std::filesystem::path& out,
       tensors.emplace_back(gguf, values);
     } else {
       const bool q = hf.ends_with("q_proj.weight"), k = hf.ends_with("k_proj.weight");
-      if ((q || k) && !from_gguf_file)
+      if ((q || k) && !model.interleaved_rope)
         values = rope_rows_for_gguf(values, q ? config.layer.num_heads : config.layer.num_kv_heads);
       const DType d = weight_dtype(options.type, gguf, config.num_layers, values.shape().dim(1));
       tensors.emplace_back(gguf, convert_to(values, d));

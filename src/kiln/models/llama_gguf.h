@@ -30,9 +30,17 @@ bool is_gguf(const io::BufferStore& store);
 // another architecture, a missing key or an unknown tensor.
 io::BufferStore from_gguf(const io::BufferStore& gguf, const std::string& file);
 
-// The tokenizer of the model at `path`: its tokenizer.model for a
-// directory, the tokenizer.ggml.* metadata for a GGUF store.
-Tokenizer load_tokenizer(const std::filesystem::path& path, const io::BufferStore& store);
+// A LLaMA model opened from any of the forms kiln reads, in the Hugging
+// Face layout (weights mapped, zero copy).
+struct OpenedModel {
+  io::BufferStore store;
+  Tokenizer tokenizer;
+  bool interleaved_rope = false;  // Q/K rows in Meta's pair order (GGUF, llama2.c)
+};
+// `path`: a Hugging Face directory (config.json, *.safetensors,
+// tokenizer.model), a GGUF file (tokenizer.ggml.* metadata) or a llama2.c
+// checkpoint (.bin, tokenizer.bin beside it).
+OpenedModel open_model(const std::filesystem::path& path);
 // The SentencePiece vocabulary in GGUF metadata (tokenizer.ggml.model "llama").
 Vocabulary vocabulary_from_gguf(const io::Metadata& metadata, const std::string& file);
 

@@ -138,17 +138,21 @@ KILN_VNNI float dot_q8_0(const std::byte* w, const Q8Rows& x, int64_t j, int64_t
   return sum;
 }
 
-// The 6-bit scales and minimums of a q4_k block (see quant.cpp).
+// The 6-bit scales and minimums of a q4_k block (quant.cpp's layout),
+// eight bytes each, computed on three 32-bit words at once: bytes 0-3 hold
+// scales 0-3 and the top bits of scales 4-7, bytes 4-7 minimums 0-3 and
+// the top bits of minimums 4-7, bytes 8-11 the low nibbles of scales and
+// minimums 4-7. (Byte by byte with branches this was a third of the kernel.)
 inline void q4_k_scales(const uint8_t* q, uint8_t* scale, uint8_t* min) {
-  for (int j = 0; j < 8; ++j) {
-    if (j < 4) {
-      scale[j] = q[j] & 63;
-      min[j] = q[j + 4] & 63;
-    } else {
-      scale[j] = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-      min[j] = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
-  }
+  uint32_t a, b, c;
+  std::memcpy(&a, q, 4);
+  std::memcpy(&b, q + 4, 4);
+  std::memcpy(&c, q + 8, 4);
+  constexpr uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, low2 = 0x03030303;
+  const uint32_t words[4] = {a & low6, (c & low4) | (((a >> 6) & low2) << 4), b & low6,
+                             ((c >> 4) & low4) | (((b >> 6) & low2) << 4)};
+  std::memcpy(scale, words, 8);
+  std::memcpy(min, words + 2, 8);
 }
 
 KILN_VNNI float dot_q4_k(const std::byte* w, const Q8Rows& x, int64_t j, int64_t k) {
