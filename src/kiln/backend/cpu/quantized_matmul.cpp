@@ -82,7 +82,7 @@ KILN_VNNI float dot_q4_0(const std::byte* w, const Q8Rows& x, int64_t j, int64_t
   const float* xs = x.lane_scale.data() + j * k / 4;
   const int32_t* xsum = x.lane_sum.data() + j * k / 4;
   const int64_t blocks = k / 32;
-  __m512 acc = _mm512_setzero_ps();
+  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};  // two chains of adds, not one
   int64_t b = 0;
   for (; b + 2 <= blocks; b += 2) {
     const std::byte* p = w + b * kBytes;
@@ -91,9 +91,9 @@ KILN_VNNI float dot_q4_0(const std::byte* w, const Q8Rows& x, int64_t j, int64_t
     dot = _mm512_sub_epi32(dot, _mm512_slli_epi32(_mm512_loadu_si512(xsum + b * 8), 3));
     const __m512 scale =
         _mm512_mul_ps(join_scales(half_to_float(p), half_to_float(p + kBytes)), _mm512_loadu_ps(xs + b * 8));
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc);
+    acc[b / 2 % 2] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[b / 2 % 2]);
   }
-  float sum = _mm512_reduce_add_ps(acc);
+  float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
   for (; b < blocks; ++b) {  // an odd last block
     const std::byte* p = w + b * kBytes;
     const __m256i q = nibbles_of_q4_0(p + 2);
@@ -113,7 +113,7 @@ KILN_VNNI float dot_q8_0(const std::byte* w, const Q8Rows& x, int64_t j, int64_t
   const int8_t* xq = x.values.data() + j * k;
   const float* xs = x.lane_scale.data() + j * k / 4;
   const int64_t blocks = k / 32;
-  __m512 acc = _mm512_setzero_ps();
+  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};  // two chains of adds, not one
   int64_t b = 0;
   for (; b + 2 <= blocks; b += 2) {
     const std::byte* p = w + b * kBytes;
@@ -125,9 +125,9 @@ KILN_VNNI float dot_q8_0(const std::byte* w, const Q8Rows& x, int64_t j, int64_t
     const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(q), signed_a);
     const __m512 scale =
         _mm512_mul_ps(join_scales(half_to_float(p), half_to_float(p + kBytes)), _mm512_loadu_ps(xs + b * 8));
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc);
+    acc[b / 2 % 2] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[b / 2 % 2]);
   }
-  float sum = _mm512_reduce_add_ps(acc);
+  float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
   for (; b < blocks; ++b) {
     const std::byte* p = w + b * kBytes;
     const auto* q = reinterpret_cast<const int8_t*>(p + 2);
@@ -161,7 +161,7 @@ KILN_VNNI float dot_q4_k(const std::byte* w, const Q8Rows& x, int64_t j, int64_t
   const float* xs = x.lane_scale.data() + j * k / 4;
   const float* block_sum = x.block_sum.data() + j * k / 32;
   const __m256i mask = _mm256_set1_epi8(0x0F);
-  __m512 acc = _mm512_setzero_ps();
+  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
   __m256 minimums = _mm256_setzero_ps();  // a vector: a scalar sum here was a chain of dependent adds
   for (int64_t s = 0; s < k / 256; ++s) {
     const std::byte* p = w + s * kBytes;
@@ -172,18 +172,26 @@ KILN_VNNI float dot_q4_k(const std::byte* w, const Q8Rows& x, int64_t j, int64_t
     std::memcpy(&packed_mins, mn, 8);
     const __m256 mins = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(packed_mins)));
     minimums = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(dmin), mins), _mm256_loadu_ps(block_sum + s * 8), minimums);
+    // The eight sub-block scales times d at once; each chunk's pair is permuted out of them.
+    int64_t packed_scales;
+    std::memcpy(&packed_scales, sc, 8);
+    const __m512 scales = _mm512_castps256_ps512(
+        _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(packed_scales)))));
+#pragma GCC unroll 4
     for (int c = 0; c < 4; ++c) {
       const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16 + 32 * c));
       const __m512i v = join(_mm256_and_si256(q, mask), _mm256_and_si256(_mm256_srli_epi16(q, 4), mask));
       const int64_t e = s * 256 + 64 * c;
       const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512(xq + e));
-      const __m512 scale = _mm512_mul_ps(join_scales(d * sc[2 * c], d * sc[2 * c + 1]), _mm512_loadu_ps(xs + e / 4));
-      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc);
+      const __m512i pair = _mm512_set_epi32(2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1,
+                                            2 * c + 1, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c);
+      const __m512 scale = _mm512_mul_ps(_mm512_permutexvar_ps(pair, scales), _mm512_loadu_ps(xs + e / 4));
+      acc[c % 2] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[c % 2]);  // two chains, not one
     }
   }
   const __m128 m4 = _mm_add_ps(_mm256_castps256_ps128(minimums), _mm256_extractf128_ps(minimums, 1));
   const __m128 m2 = _mm_add_ps(m4, _mm_movehl_ps(m4, m4));
-  return _mm512_reduce_add_ps(acc) - _mm_cvtss_f32(_mm_add_ss(m2, _mm_shuffle_ps(m2, m2, 1)));
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1])) - _mm_cvtss_f32(_mm_add_ss(m2, _mm_shuffle_ps(m2, m2, 1)));
 }
 
 KILN_VNNI float dot_q6_k(const std::byte* w, const Q8Rows& x, int64_t j, int64_t k) {
@@ -197,7 +205,7 @@ KILN_VNNI float dot_q6_k(const std::byte* w, const Q8Rows& x, int64_t j, int64_t
   const __m512i shift23 = join(_mm256_set1_epi16(4), _mm256_set1_epi16(6));
   // Each of 4 scales repeated over the 4 lanes of its 16 elements.
   const __m128i repeat4 = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-  __m512 acc = _mm512_setzero_ps();
+  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};  // two chains of adds, not one
   for (int64_t s = 0; s < k / 256; ++s) {
     const std::byte* p = w + s * kBytes;
     const float d = half_to_float(p + 208);
@@ -218,11 +226,11 @@ KILN_VNNI float dot_q6_k(const std::byte* w, const Q8Rows& x, int64_t j, int64_t
         std::memcpy(&four, p + 192 + 8 * half + 4 * c, 4);
         const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_shuffle_epi8(_mm_cvtsi32_si128(four), repeat4)));
         const __m512 scale = _mm512_mul_ps(_mm512_mul_ps(sc, _mm512_set1_ps(d)), _mm512_loadu_ps(xs + e / 4));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc);
+        acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[c]);
       }
     }
   }
-  return _mm512_reduce_add_ps(acc);
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
 }
 
 // --- dequantization of prefill tiles (AVX-512) --------------------------------
