@@ -75,6 +75,14 @@ TEST(Sampling, TopPKeepsTheSmallestSetReachingP) {
   expect_near(frequencies({1.0, 0, 0.8}), expected(1.0, {1, 2, 3, 4}));
 }
 
+// top-p then walks the top-k renormalized: 0.3, 0.25, 0.2 become 0.4,
+// 0.33, 0.27, and the first two (0.73) reach 0.6.
+TEST(Sampling, TopPWithinTopK) {
+  const auto f = frequencies({1.0, 3, 0.6});
+  EXPECT_EQ(f[0] + f[1] + f[4], 0.0);
+  expect_near(f, expected(1.0, {2, 3}));
+}
+
 TEST(Sampling, GreedyTakesTheArgmax) {
   const auto f = frequencies({0.0, 0, 1.0});
   EXPECT_EQ(f[2], 1.0);

@@ -16,19 +16,23 @@ Tensor sample(const Tensor& logits, const Tensor& key, const SamplingOptions& op
   const Tensor minus_inf = scalar(-inf, DType::f32);
   Tensor keep = scaled.eq(scaled);  // all true (NaN logits are never kept)
 
-  if (options.top_k > 0 && options.top_k < logits.dim(axis)) {
-    const Tensor kth = scaled.top_k(options.top_k, axis).first.min(axis);
-    keep = keep & (scaled >= kth);
-  }
+  const bool top_k = options.top_k > 0 && options.top_k < logits.dim(axis);
+  // The top-k logits, largest first: they bound the kept set, and top-p then
+  // walks these k values rather than sorting the whole vocabulary (its
+  // cumulative sum is quadratic in the length it runs over: over a 32000-
+  // entry vocabulary that was most of a decode step).
+  const Tensor candidates = top_k ? scaled.top_k(options.top_k, axis).first : Tensor();
+  if (top_k) keep = keep & (scaled >= candidates.min(axis));
   if (options.top_p < 1) {
     // The smallest probability still needed to reach top_p: walk the sorted
-    // probabilities and keep each one whose predecessors sum to < top_p.
-    const Tensor probabilities = select(keep, scaled, minus_inf).softmax(axis);
-    const Tensor sorted = probabilities.sort(axis, /*descending=*/true);
+    // probabilities and keep each one whose predecessors sum to < top_p; as
+    // a logit, the smallest logit still needed.
+    const Tensor sorted_logits = top_k ? candidates : select(keep, scaled, minus_inf).sort(axis, /*descending=*/true);
+    const Tensor sorted = sorted_logits.softmax(axis);
     const Tensor before = sorted.cumsum(axis) - sorted;
     const Tensor needed = before < scalar(options.top_p, DType::f32);
-    const Tensor threshold = select(needed, sorted, scalar(inf, DType::f32)).min(axis);
-    keep = keep & (probabilities >= threshold);
+    const Tensor threshold = select(needed, sorted_logits, scalar(inf, DType::f32)).min(axis);
+    keep = keep & (scaled >= threshold);
   }
   // Gumbel-max: argmax(logits + g) with g = -log(-log(u)) draws from softmax(logits).
   const Tensor u = rng_uniform(key, scaled.shape());
