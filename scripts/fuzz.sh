@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang-16 and runs one of them on a corpus
 # seeded with the test fixtures (valid and malformed files).
-# Usage: scripts/fuzz.sh [safetensors|json|gguf] [seconds, default 600]
+# Usage: scripts/fuzz.sh [safetensors|json|gguf|llama2c] [seconds, default 600]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${1:-safetensors}"
@@ -17,6 +17,12 @@ mkdir -p "$corpus"
 dict=()
 if [[ "$target" == gguf ]]; then
   find tests/fixtures/gguf tests/fixtures/gguf_fuzz -name '*.gguf' -exec cp {} "$corpus"/ \; 2>/dev/null || true
+elif [[ "$target" == llama2c ]]; then
+  # The fuzzer reads byte 0 (even: a checkpoint; odd: a tokenizer.bin) and byte 1 before the file.
+  for f in tests/fixtures/llama2c/*.bin; do
+    if [[ "$(basename "$f")" == tokenizer.bin ]]; then printf '\x01\xff' >"$corpus/tokenizer"; cat "$f" >>"$corpus/tokenizer"
+    else printf '\x00\x00' >"$corpus/$(basename "$f")"; head -c 3000 "$f" >>"$corpus/$(basename "$f")"; fi
+  done
 elif [[ "$target" == safetensors ]]; then
   dict=(-dict=fuzz/safetensors.dict)
   find tests/fixtures examples/data -name '*.safetensors' -exec cp {} "$corpus"/ \; 2>/dev/null || true

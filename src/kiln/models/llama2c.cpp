@@ -23,8 +23,9 @@ bool is_llama2c(const std::filesystem::path& path) {
   return path.extension() == ".bin" && std::filesystem::is_regular_file(path, error);
 }
 
-io::BufferStore open_llama2c(const std::filesystem::path& path) {
-  const io::SourcePtr source = io::map_file(path);
+io::BufferStore open_llama2c(const std::filesystem::path& path) { return parse_llama2c(io::map_file(path)); }
+
+io::BufferStore parse_llama2c(io::SourcePtr source) {
   const std::string& file = source->name();
   const auto bytes = source->bytes();
   constexpr size_t kHeader = 7 * 4;
@@ -104,9 +105,12 @@ Vocabulary read_llama2c_tokenizer(const std::filesystem::path& path, int64_t voc
   std::error_code error;
   if (!std::filesystem::is_regular_file(path, error))
     fail("tokenizer '{}' does not exist (a llama2.c checkpoint needs its tokenizer.bin beside it)", path.string());
-  const io::SourcePtr source = io::read_file(path);
-  const auto bytes = source->bytes();
-  const std::string& file = source->name();
+  return parse_llama2c_tokenizer(*io::read_file(path), vocab_size);
+}
+
+Vocabulary parse_llama2c_tokenizer(const io::WeightSource& source, int64_t vocab_size) {
+  const auto bytes = source.bytes();
+  const std::string& file = source.name();
   size_t at = 4;  // past max_token_length
   if (bytes.size() < at) fail("{}: too short for a llama2.c tokenizer", file);
   Vocabulary v;

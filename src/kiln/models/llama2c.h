@@ -15,6 +15,7 @@
 #include <filesystem>
 
 #include "kiln/io/buffer_store.h"
+#include "kiln/io/weight_source.h"
 #include "kiln/models/tokenizer.h"
 
 namespace kiln::models::llama {
@@ -25,9 +26,11 @@ bool is_llama2c(const std::filesystem::path& path);
 // The checkpoint as a store in the Hugging Face layout, with config keys;
 // an error naming the file for a header or size that does not add up.
 io::BufferStore open_llama2c(const std::filesystem::path& path);
+io::BufferStore parse_llama2c(io::SourcePtr source);  // the same from bytes (fuzz/llama2c_fuzz.cpp)
 
 // The tokenizer.bin beside a checkpoint as a SentencePiece-style vocabulary
 // (ids 1 and 2 BOS and EOS, <0xNN> pieces bytes, id 0 unknown).
 Vocabulary read_llama2c_tokenizer(const std::filesystem::path& path, int64_t vocab_size);
+Vocabulary parse_llama2c_tokenizer(const io::WeightSource& source, int64_t vocab_size);
 
 }  // namespace kiln::models::llama
