@@ -54,9 +54,8 @@ std::string weight_label(int64_t file_type, DType dtype) {
 
 // The checkpoint's dtype from config.json's torch_dtype (or a GGUF's file
 // type): bf16 and f16 stay as they are, anything else runs in f32.
-DType checkpoint_dtype(const std::filesystem::path& model) {
-  if (const int64_t type = gguf_file_type(model); type >= 0)
-    return type == 1 ? DType::f16 : type == 32 ? DType::bf16 : DType::f32;
+DType checkpoint_dtype(const std::filesystem::path& model, int64_t file_type) {
+  if (file_type >= 0) return file_type == 1 ? DType::f16 : file_type == 32 ? DType::bf16 : DType::f32;
   io::Metadata config;
   const auto path = model / "config.json";
   if (std::filesystem::exists(path)) config = io::load_config(path);
@@ -74,7 +73,8 @@ void bench(const BenchArgs& args) {
     if (p < 0) fail("-p must be >= 0, got {}", p);
   for (int n : args.generate)
     if (n < 0) fail("-n must be >= 0, got {}", n);
-  DType dtype = checkpoint_dtype(args.model);
+  const int64_t file_type = gguf_file_type(args.model);  // -1 for a directory
+  DType dtype = checkpoint_dtype(args.model, file_type);
   if (!args.dtype.empty()) {
     const auto chosen = dtype_from_name(args.dtype);
     if (!chosen || (*chosen != DType::f32 && *chosen != DType::bf16 && *chosen != DType::f16))
@@ -107,7 +107,7 @@ void bench(const BenchArgs& args) {
 
   const double gib = static_cast<double>(generator.weight_bytes()) / (1024.0 * 1024.0 * 1024.0);
   const double billions = static_cast<double>(generator.parameter_count()) / 1e9;
-  const std::string model = fmt::format("llama {:.1f}B {}", billions, weight_label(gguf_file_type(args.model), dtype));
+  const std::string model = fmt::format("llama {:.1f}B {}", billions, weight_label(file_type, dtype));
   if (args.json) {
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
     for (const Test& test : tests)

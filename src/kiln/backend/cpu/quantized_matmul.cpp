@@ -314,19 +314,27 @@ KILN_VNNI void tile_row_q6_k(const std::byte* b, int64_t k, float* y) {
 }
 
 using IntegerDot = float (*)(const std::byte*, const Q8Rows&, int64_t, int64_t);
+using TileRow = void (*)(const std::byte*, int64_t, float*);
 
-IntegerDot integer_dot(DType dtype) {
+// The AVX-512 VNNI kernels of a type: its decode dot and its tile row
+// (none for the types without them).
+struct VnniKernels {
+  IntegerDot dot = nullptr;
+  TileRow tile_row = nullptr;
+};
+
+VnniKernels vnni_kernels(DType dtype) {
   switch (dtype) {
     case DType::q4_0:
-      return dot_q4_0;
+      return {dot_q4_0, tile_row_q4_0};
     case DType::q8_0:
-      return dot_q8_0;
+      return {dot_q8_0, tile_row_q8_0};
     case DType::q4_k:
-      return dot_q4_k;
+      return {dot_q4_k, tile_row_q4_k};
     case DType::q6_k:
-      return dot_q6_k;
+      return {dot_q6_k, tile_row_q6_k};
     default:
-      return nullptr;
+      return {};
   }
 }
 
@@ -337,23 +345,6 @@ bool cpu_has_vnni() {
     return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512dq");
   }();
   return vnni;
-}
-
-using TileRow = void (*)(const std::byte*, int64_t, float*);
-
-TileRow tile_row(DType dtype) {
-  switch (dtype) {
-    case DType::q4_0:
-      return tile_row_q4_0;
-    case DType::q8_0:
-      return tile_row_q8_0;
-    case DType::q4_k:
-      return tile_row_q4_k;
-    case DType::q6_k:
-      return tile_row_q6_k;
-    default:
-      return nullptr;
-  }
 }
 
 KILN_VNNI void quantize_lhs_vnni(const float* x, int64_t ldx, int64_t m, int64_t k, Q8Rows& r) {
@@ -384,7 +375,7 @@ KILN_VNNI void quantize_lhs_vnni(const float* x, int64_t ldx, int64_t m, int64_t
 }  // namespace
 
 void dequantize_tile_row(DType dtype, const std::byte* blocks, int64_t k, float* out) {
-  const TileRow fast = cpu_has_vnni() ? tile_row(dtype) : nullptr;
+  const TileRow fast = cpu_has_vnni() ? vnni_kernels(dtype).tile_row : nullptr;
   if (fast != nullptr)
     fast(blocks, k, out);
   else
@@ -392,7 +383,7 @@ void dequantize_tile_row(DType dtype, const std::byte* blocks, int64_t k, float*
 }
 
 bool has_integer_kernel(DType dtype, MatvecIsa isa) {
-  return isa != MatvecIsa::scalar && cpu_has_vnni() && integer_dot(dtype) != nullptr;
+  return isa != MatvecIsa::scalar && cpu_has_vnni() && vnni_kernels(dtype).dot != nullptr;
 }
 
 void quantize_lhs(const float* x, int64_t ldx, int64_t m, int64_t k, Q8Rows& r) {
@@ -414,7 +405,7 @@ int64_t quantized_row_bytes(DType dtype, int64_t k) {
 void quantized_rows(DType dtype, const float* x, int64_t ldx, const Q8Rows* q8, int64_t m, const std::byte* w,
                     int64_t row_bytes, int64_t k, int64_t n0, int64_t n1, float* y, int64_t ldy, MatvecIsa isa) {
   if (q8 != nullptr && has_integer_kernel(dtype, isa)) {
-    const IntegerDot dot = integer_dot(dtype);
+    const IntegerDot dot = vnni_kernels(dtype).dot;
     for (int64_t n = n0; n < n1; ++n)
       for (int64_t j = 0; j < m; ++j) y[j * ldy + n] = dot(w + n * row_bytes, *q8, j, k);
     return;
