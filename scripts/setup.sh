@@ -6,7 +6,7 @@
 set -euo pipefail
 
 packages=(g++ cmake ninja-build ccache libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev libboost1.81-dev
-  libsentencepiece-dev libdnnl-dev)
+  libsentencepiece-dev libdnnl-dev pkgconf)
 for option in "$@"; do
   case "$option" in
     --fuzz) packages+=(clang-16 libclang-rt-16-dev libomp-16-dev) ;;
