@@ -33,7 +33,9 @@ TEST(DeadCodeElimination, RemovesUnusedPureNodesKeepsParametersAndSideEffects) {
   EXPECT_EQ(print(out),
             "%0 = parameter() {name=\"argument 0\"} : {n=2} f32\n"
             "%1 = parameter() {name=\"argument 1\"} : {n=2} f32\n"
-            "%2 = custom_call(%0) {target=\"kiln.host_callback\", has_side_effect} : {} i32\n"
+            "%2 = custom_call(%0) {target=\"kiln.host_callback\", callback=\"kiln::passes::(anonymous "
+            "namespace)::Effect\", type=\"kiln::passes::(anonymous namespace)::Effect\", aliases=[], "
+            "has_side_effect} : {} i32\n"
             "%3 = constant() {value=[1]} : {} f32\n"
             "%4 = broadcast_in_dim(%3) {dims=[]} : {n=2} f32\n"
             "%5 = add(%0, %4) : {n=2} f32\n"

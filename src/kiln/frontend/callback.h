@@ -75,6 +75,12 @@ std::string callback_name() {
 // "Counter" for my::Counter, "Cache<float>" for my::Cache<float>.
 std::string unqualified(const std::string& type_name);
 
+// Runs state->call(inputs, outputs) for a state of type T.
+template <typename T>
+void invoke_callback(void* state, std::span<const HostBuffer> inputs, std::span<HostBuffer> outputs) {
+  static_cast<T*>(state)->call(inputs, outputs);
+}
+
 // `name` empty: the callback's default name.
 template <typename T>
 std::shared_ptr<const ir::HostCallback> describe_callback(std::string name,
@@ -85,16 +91,13 @@ std::shared_ptr<const ir::HostCallback> describe_callback(std::string name,
     else
       return CallbackConfig{};
   }();
-  auto invoke = [](void* state, std::span<const HostBuffer> inputs, std::span<HostBuffer> outputs) {
-    static_cast<T*>(state)->call(inputs, outputs);
-  };
   const std::string type_name = demangled(typeid(T));
   std::string hint =
       fmt::format("exe.bind<{}>(&state{})", unqualified(type_name), name.empty() ? "" : fmt::format(", \"{}\"", name));
   if (name.empty()) name = callback_name<T>();
-  return std::make_shared<const ir::HostCallback>(ir::HostCallback{std::move(name), type_name, std::move(hint),
-                                                                   std::type_index(typeid(T)), std::move(builtin_state),
-                                                                   config.copy_inputs_to_host, config.aliases, invoke});
+  return std::make_shared<const ir::HostCallback>(
+      ir::HostCallback{std::move(name), type_name, std::move(hint), std::type_index(typeid(T)),
+                       std::move(builtin_state), config.copy_inputs_to_host, config.aliases, &invoke_callback<T>});
 }
 
 }  // namespace detail

@@ -65,8 +65,23 @@ class Graph {
 // inference gives, outputs that do not exist. Run after every pass.
 void verify(const Graph& graph);
 
+struct PrintOptions {
+  // Every constant's bytes in hex ({bytes=0x...}) instead of a summary of
+  // its first values: the form parse() reads back.
+  bool full_constants = false;
+};
+
 // A stable, readable text form, one node per line:
-//   %3 = dot_general(%1, %2) {lhs_contracting=[1], rhs_contracting=[0]} : {b=4,o=64} f32
-std::string print(const Graph& graph);
+//   %3 = dot_general(%1, %2) {lhs_batch=[], rhs_batch=[], lhs_contracting=[1], rhs_contracting=[0]} : {b=4,o=64} f32
+//   return %3
+// Host callbacks print their name, C++ type and aliases.
+std::string print(const Graph& graph, const PrintOptions& options = {});
+
+// The graph that print(graph, {.full_constants = true}) wrote: parse(print(g))
+// prints as g does. Host callbacks come back unbound (their state and C++
+// code are bound to the executable later, by name; built-in ones such as
+// print cannot be read back). Throws kiln::Error naming `where`, the line
+// and column, and what was expected, for any text print() cannot have made.
+Graph parse(std::string_view text, std::string_view where);
 
 }  // namespace kiln::ir

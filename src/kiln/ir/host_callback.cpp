@@ -6,19 +6,26 @@
 
 namespace kiln::ir {
 
-void* state_for(const HostCallback& callback, const CallbackStates& states) {
-  if (callback.builtin_state) return callback.builtin_state.get();
+ResolvedCallback resolve(const HostCallback& callback, const CallbackStates& states) {
+  if (callback.builtin_state) return {callback.builtin_state.get(), callback.invoke};
   auto it = states.find(callback.name);
   if (it == states.end())
     fail("[callback] '{}' has no bound state: call {} before calling", callback.name, callback.bind_hint);
-  if (it->second.type != callback.type)
+  const BoundState& bound = it->second;
+  if (callback.invoke == nullptr) {  // read back from text: the type is known by name only
+    if (bound.type_name != callback.type_name)
+      fail("[callback] '{}' is bound to a state of type {}, the saved graph calls {}", callback.name, bound.type_name,
+           callback.type_name);
+    return {bound.state, bound.invoke};
+  }
+  if (bound.type != callback.type)
     fail("[callback] '{}' is bound to a state of another type than {}", callback.name, callback.type_name);
-  return it->second.state;
+  return {bound.state, callback.invoke};
 }
 
 void invoke(const HostCallback& callback, const CallbackStates& states, std::span<const HostBuffer> inputs,
             std::span<HostBuffer> outputs) {
-  void* state = state_for(callback, states);
+  const ResolvedCallback resolved = resolve(callback, states);
   for (size_t i = 0; i < outputs.size(); ++i) {
     const int alias = i < callback.aliases.size() ? callback.aliases[i] : -1;
     const size_t bytes = outputs[i].shape().byte_size();
@@ -33,7 +40,7 @@ void invoke(const HostCallback& callback, const CallbackStates& states, std::spa
   }
   std::vector<HostBuffer> expected(outputs.begin(), outputs.end());
   try {
-    callback.invoke(state, inputs, outputs);
+    resolved.invoke(resolved.state, inputs, outputs);
   } catch (const std::exception& e) {
     fail("[callback] '{}' threw: {}", callback.name, e.what());
   }

@@ -21,6 +21,9 @@ namespace kiln::ir {
 
 inline constexpr std::string_view kHostCallbackTarget = "kiln.host_callback";
 
+// Calls a callback state of a known type: state->call(inputs, outputs).
+using InvokeFunction = void (*)(void* state, std::span<const HostBuffer> inputs, std::span<HostBuffer> outputs);
+
 struct HostCallback {
   std::string name;       // the key of the bound state, e.g. "Counter" or "print(label)"
   std::string type_name;  // the state's C++ type, for errors
@@ -32,22 +35,32 @@ struct HostCallback {
   // output i starts as a copy of input aliases[i] (-1: zero-filled); the
   // callback may update it in place.
   std::vector<int> aliases;
-  // Calls state->call(inputs, outputs) on the bound (or built-in) state.
-  void (*invoke)(void* state, std::span<const HostBuffer> inputs, std::span<HostBuffer> outputs);
+  // Calls state->call(inputs, outputs) on the bound (or built-in) state;
+  // null for a callback read back by ir::parse, which runs the bound state's.
+  InvokeFunction invoke;
 };
 
-// A user state bound to an executable, and its type.
+// A user state bound to an executable, its type, and the code that calls it
+// (what a callback read back from a saved graph runs: its node knows only
+// the name and the type's name).
 struct BoundState {
   void* state;
   std::type_index type;
+  std::string type_name;
+  InvokeFunction invoke;
 };
 // The user states bound to an executable, by callback name.
 using CallbackStates = std::map<std::string, BoundState, std::less<>>;
 
-// The state a call of `callback` runs with: its built-in state, or the one
-// bound under its name (checked to have the callback's type). Throws a
+// The state a call of `callback` runs with, and the function that calls it:
+// its built-in state, or the one bound under its name (checked to have the
+// callback's type, by name for a callback read back from text). Throws a
 // kiln::Error naming the callback when none is bound.
-void* state_for(const HostCallback& callback, const CallbackStates& states);
+struct ResolvedCallback {
+  void* state;
+  InvokeFunction invoke;
+};
+ResolvedCallback resolve(const HostCallback& callback, const CallbackStates& states);
 
 // Runs `callback` the way every backend must: outputs start as copies of
 // their aliased inputs (else zero-filled), exceptions become kiln::Errors

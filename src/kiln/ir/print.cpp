@@ -3,6 +3,7 @@
 
 #include "kiln/core/element.h"
 #include "kiln/ir/graph.h"
+#include "kiln/ir/host_callback.h"
 
 namespace kiln::ir {
 namespace {
@@ -18,13 +19,45 @@ std::string_view to_string(ReduceKind k) {
 
 std::string axes(const Axes& a) { return fmt::format("[{}]", fmt::join(a, ",")); }
 
+// A string literal the parser reads back: quotes, backslashes and bytes
+// outside printable ASCII escaped.
+std::string quoted(std::string_view text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\')
+      out += {'\\', c};
+    else if (byte < 0x20 || byte >= 0x7f)
+      fmt::format_to(std::back_inserter(out), "\\x{:02x}", byte);
+    else
+      out += c;
+  }
+  return out + '"';
+}
+
+std::string hex(std::span<const std::byte> bytes) {
+  std::string out = "0x";
+  out.reserve(2 + 2 * bytes.size());
+  constexpr char digits[] = "0123456789abcdef";
+  for (const std::byte b : bytes) {
+    out += digits[static_cast<unsigned>(b) >> 4];
+    out += digits[static_cast<unsigned>(b) & 15];
+  }
+  return out;
+}
+
 // Attributes as "{key=value, ...}", or empty when there are none.
 struct AttrPrinter {
+  bool full_constants = false;
+
   std::string operator()(const NoAttrs&) const { return ""; }
   std::string operator()(const ParameterAttrs& a) const {
-    return a.name.empty() ? "" : fmt::format("{{name=\"{}\"}}", a.name);
+    return a.name.empty() ? "" : fmt::format("{{name={}}}", quoted(a.name));
   }
-  std::string operator()(const ConstantAttrs& a) const { return fmt::format("{{value={}}}", summarize(a.value)); }
+  std::string operator()(const ConstantAttrs& a) const {
+    if (!full_constants) return fmt::format("{{value={}}}", summarize(a.value));
+    return fmt::format("{{bytes={}}}", hex((a.value.is_contiguous() ? a.value : a.value.copy()).bytes()));
+  }
   std::string operator()(const IotaAttrs& a) const { return fmt::format("{{axis={}}}", a.axis); }
   std::string operator()(const ConvertAttrs&) const { return ""; }  // the result dtype says it
   std::string operator()(const CompareAttrs& a) const {
@@ -85,7 +118,14 @@ struct AttrPrinter {
     return fmt::format("{{distribution={}}}", a.distribution == RngDistribution::uniform ? "uniform" : "normal");
   }
   std::string operator()(const CustomCallAttrs& a) const {
-    return fmt::format("{{target=\"{}\"{}}}", a.target, a.has_side_effect ? ", has_side_effect" : "");
+    std::string callback;
+    if (a.target == kHostCallbackTarget && a.payload) {
+      const auto& c = *static_cast<const HostCallback*>(a.payload.get());
+      callback = fmt::format(", callback={}, type={}, aliases={}{}{}", quoted(c.name), quoted(c.type_name),
+                             fmt::format("[{}]", fmt::join(c.aliases, ",")),
+                             c.copy_inputs_to_host ? "" : ", no_host_copy", c.builtin_state ? ", builtin" : "");
+    }
+    return fmt::format("{{target={}{}{}}}", quoted(a.target), callback, a.has_side_effect ? ", has_side_effect" : "");
   }
 };
 
@@ -96,7 +136,7 @@ std::string value_name(const Graph& graph, const Value& v) {
 
 }  // namespace
 
-std::string print(const Graph& graph) {
+std::string print(const Graph& graph, const PrintOptions& options) {
   std::string out;
   const auto nodes = graph.nodes();
   for (size_t id = 0; id < nodes.size(); ++id) {
@@ -105,7 +145,7 @@ std::string print(const Graph& graph) {
     for (const Value& v : node.operands) operands.push_back(value_name(graph, v));
     std::vector<std::string> results;
     for (const Shape& s : node.results) results.push_back(s.to_string());
-    std::string attrs = std::visit(AttrPrinter{}, node.attrs);
+    std::string attrs = std::visit(AttrPrinter{options.full_constants}, node.attrs);
     fmt::format_to(std::back_inserter(out), "%{} = {}({}){}{} : {}\n", id, name(node.op), fmt::join(operands, ", "),
                    attrs.empty() ? "" : " ", attrs,
                    results.size() == 1 ? results[0] : fmt::format("({})", fmt::join(results, ", ")));
