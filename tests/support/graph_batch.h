@@ -8,19 +8,40 @@
 //   batch.add(graph, inputs, [&](const std::vector<HostBuffer>& out) { EXPECT_...; });
 //   batch.run(Platform::cpu());
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "kiln/core/error.h"
+#include "kiln/ir/graph.h"
+#include "kiln/runtime/compile.h"
 #include "kiln/runtime/platform.h"
 
 namespace kiln::testing {
 
+// ir::parse reads back what ir::print wrote: printing the parsed graph gives
+// the same text. Every graph of the op suites and random graphs is checked.
+inline void expect_text_round_trip(const ir::Graph& graph) {
+  const std::string text = ir::print(graph, {.full_constants = true});
+  std::string again;
+  try {
+    again = ir::print(ir::parse(text, "test graph"), {.full_constants = true});
+  } catch (const Error& e) {
+    ADD_FAILURE() << "parse failed: " << e.what() << "\n" << text;
+    return;
+  }
+  EXPECT_EQ(again, text);
+}
+
 // One graph compiled once on a backend, run as often as called.
 class Compiled {
  public:
-  Compiled(const Platform& platform, const ir::Graph& graph) : program_(platform.backend().compile(graph, 0, {})) {}
+  Compiled(const Platform& platform, const ir::Graph& graph) : program_(platform.backend().compile(graph, 0, {})) {
+    expect_text_round_trip(graph);
+  }
   std::vector<HostBuffer> operator()(std::vector<HostBuffer> inputs) const {
     std::vector<HostBuffer> results;
     for (const Shape& s : program_->signature().outputs) results.push_back(HostBuffer::allocate(s));
@@ -33,6 +54,34 @@ class Compiled {
  private:
   std::shared_ptr<const backend::Program> program_;
 };
+
+// Saving an executable and loading it back gives the same outputs, bit for
+// bit: every batch of the op suites is checked on both backends.
+inline void expect_save_load_round_trip(const Platform& platform, const ir::Graph& graph,
+                                        const std::vector<HostBuffer>& inputs,
+                                        const std::vector<HostBuffer>& expected) {
+  static int count = 0;
+  const std::string path =
+      ::testing::TempDir() + "/kiln-round-trip-" + std::to_string(::getpid()) + "-" + std::to_string(count++) + ".kexe";
+  std::vector<Buffer> outputs;
+  try {
+    detail::save_core(detail::make_core(platform, graph, 0, {}), path);
+    const detail::ExecutableCore loaded = detail::load_core(path, platform);
+    std::vector<Argument> arguments;
+    for (const HostBuffer& b : inputs) arguments.emplace_back(Buffer::from(platform, b.copy()));
+    outputs = loaded.call(arguments);
+  } catch (const Error& e) {
+    ADD_FAILURE() << "save/load on " << platform.name() << ": " << e.what();
+  }
+  std::remove(path.c_str());
+  ASSERT_EQ(outputs.size(), expected.size());
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const HostBuffer got = outputs[i].to_host();
+    const HostBuffer want = expected[i].is_contiguous() ? expected[i] : expected[i].copy();
+    EXPECT_TRUE(std::ranges::equal(got.bytes(), want.bytes()))
+        << "output " << i << " differs after save/load on " << platform.name();
+  }
+}
 
 using Check = std::function<void(const std::vector<HostBuffer>& outputs)>;
 
@@ -70,7 +119,8 @@ class GraphBatch {
       arguments.insert(arguments.end(), e.inputs.begin(), e.inputs.end());
     }
     merged.set_outputs(outputs);
-    const std::vector<HostBuffer> results = Compiled(platform, merged)(std::move(arguments));
+    const std::vector<HostBuffer> results = Compiled(platform, merged)(arguments);
+    expect_save_load_round_trip(platform, merged, arguments, results);
     for (size_t i = 0; i < entries_.size(); ++i) {
       const size_t count = entries_[i].graph.outputs().size();
       std::vector<HostBuffer> mine(results.begin() + static_cast<std::ptrdiff_t>(first_output[i]),

@@ -10,21 +10,40 @@
 
 namespace kiln::tools {
 
-void generate(const GenerateArgs& args) {
+namespace {
+
+DType checked(const GenerateArgs& args) {
   if (args.tokens < 1) fail("-n must be at least 1, got {}", args.tokens);
   if (args.top_k < 0) fail("--top-k must be >= 0, got {}", args.top_k);
   if (!(args.top_p > 0 && args.top_p <= 1)) fail("--top-p must be in (0, 1], got {}", args.top_p);
   const auto dtype = dtype_from_name(args.dtype);
   if (!dtype || (*dtype != DType::f32 && *dtype != DType::bf16 && *dtype != DType::f16))
     fail("--dtype must be f32, bf16 or f16, not '{}'", args.dtype);
+  return *dtype;
+}
 
+}  // namespace
+
+void compile_steps(const GenerateArgs& args, const std::filesystem::path& out) {
+  const DType dtype = checked(args);
+  if (args.quiet) setenv("KILN_QUIET", "1", 1);
+  auto progress = [&](const std::string& message) {
+    if (!args.quiet) fmt::print(stderr, "[kiln] {}\n", message);
+  };
+  models::Generator generator(Platform::cpu(), args.model, dtype, progress);
+  generator.save_compiled(out, {args.temperature, args.top_k, args.top_p});
+}
+
+void generate(const GenerateArgs& args) {
+  const DType dtype = checked(args);
   if (args.threads < 0) fail("-t must be at least 1, got {}", args.threads);
   if (args.threads > 0) set_cpu_threads(args.threads);
   if (args.quiet) setenv("KILN_QUIET", "1", 1);  // the kernel compiler's progress lines too
   auto progress = [&](const std::string& message) {
     if (!args.quiet) fmt::print(stderr, "[kiln] {}\n", message);
   };
-  models::Generator generator(Platform::cpu(), args.model, *dtype, progress);
+  models::Generator generator(Platform::cpu(), args.model, dtype, progress);
+  if (!args.exe.empty()) generator.load_compiled(args.exe);
   models::GenerateOptions options;
   options.max_new_tokens = args.tokens;
   options.sampling = {args.temperature, args.top_k, args.top_p};

@@ -16,10 +16,15 @@ struct GenerateArgs {
   std::string dtype = "f32";
   int threads = 0;  // 0: one per core
   bool json = false;
-  bool quiet = false;  // no progress lines on stderr
+  bool quiet = false;         // no progress lines on stderr
+  std::filesystem::path exe;  // steps compiled by `kiln compile`: nothing is compiled
 };
 
 // Runs generation and prints the text (streamed) then the timings, or JSON.
 void generate(const GenerateArgs& args);
+
+// kiln compile: every step generation with these options can use (the
+// prefill chunks and the decode step) and its sampler, compiled into `out`.
+void compile_steps(const GenerateArgs& args, const std::filesystem::path& out);
 
 }  // namespace kiln::tools

@@ -10,6 +10,7 @@
 
 #include "kiln/io/gguf.h"
 #include "kiln/io/open.h"
+#include "kiln/runtime/executable.h"
 
 namespace kiln::tools {
 namespace {
@@ -145,10 +146,44 @@ void print_gguf_table(const std::filesystem::path& path, const io::GgufFile& fil
 
 }  // namespace
 
+// A saved executable (exe.save, kiln compile's entries): its manifest.
+void print_saved_executable(const std::filesystem::path& path, bool json, std::ostream& out) {
+  const auto manifest = nlohmann::json::parse(detail::saved_manifest(path));
+  if (json) {
+    fmt::print(out, "{}\n", manifest.dump());
+    return;
+  }
+  fmt::print(out, "{}: kiln executable, format {}, saved by kiln {} for the '{}' backend\n", path.string(),
+             manifest.value("format", "?"), manifest.value("kiln_version", "?"), manifest.value("backend", "?"));
+  fmt::print(out, "graph hash {}\n", manifest.value("graph_hash", "?"));
+  if (manifest.contains("compiler")) fmt::print(out, "compiler: {}\n", manifest["compiler"].get<std::string>());
+  if (manifest.contains("cpu_features"))
+    fmt::print(out, "CPU features: {}\n", manifest["cpu_features"].get<std::string>());
+  const size_t weights = manifest.value("weight_count", size_t{0});
+  size_t i = 0;
+  for (const auto& p : manifest["parameters"]) {
+    const auto& shape = p["shape"];
+    std::vector<std::string> dims;
+    for (size_t d = 0; d < shape["dims"].size(); ++d) {
+      const std::string tag = shape["tags"][d];
+      dims.push_back(tag.empty() ? fmt::format("{}", shape["dims"][d].get<int64_t>())
+                                 : fmt::format("{}={}", tag, shape["dims"][d].get<int64_t>()));
+    }
+    fmt::print(out, "  {:8} {} {{{}}} {}\n", i++ < weights ? "weight" : "argument", p["name"].get<std::string>(),
+               fmt::join(dims, ","), shape["dtype"].get<std::string>());
+  }
+  for (const auto& c : manifest["callbacks"]) fmt::print(out, "  callback {}\n", c.get<std::string>());
+  for (const auto& s : manifest["sections"])
+    fmt::print(out, "  section  {} ({})\n", s["name"].get<std::string>(), human_bytes(s["size"].get<uint64_t>()));
+}
+
 void inspect(const std::filesystem::path& path, bool json, std::ostream& out) {
   std::error_code error;
   if (std::filesystem::is_regular_file(path, error)) {
     auto source = io::map_file(path);
+    const auto head = source->bytes();
+    if (detail::is_saved_executable({reinterpret_cast<const char*>(head.data()), head.size()}))
+      return print_saved_executable(path, json, out);
     if (io::is_gguf(source->bytes()) || path.extension() == ".gguf") {
       const io::GgufFile file = io::parse_gguf(std::move(source));
       return json ? print_gguf_json(file, out) : print_gguf_table(path, file, out);

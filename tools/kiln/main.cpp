@@ -8,28 +8,32 @@
 #include "generate.h"
 #include "inspect.h"
 #include "kiln/core/error.h"
+#include "kiln/version.h"
 #include "quantize.h"
+
+// What -m takes, for every subcommand that runs a model.
+constexpr const char* kModelHelp =
+    "model directory (config.json, *.safetensors, tokenizer.model), a LLaMA .gguf, or a llama2.c .bin "
+    "(tokenizer.bin beside it)";
 
 int main(int argc, char** argv) {
   CLI::App app{"kiln: compile and run ML models written as C++ structs"};
+  app.set_version_flag("--version", "kiln " KILN_VERSION_STRING);
   app.require_subcommand(1);
 
   std::string inspect_path;
   bool inspect_json = false;
   auto* inspect = app.add_subcommand("inspect", "List the tensors and metadata of safetensors or GGUF weights");
   inspect
-      ->add_option("PATH", inspect_path,
-                   "a .safetensors file, a *.safetensors.index.json, a model directory or a .gguf file")
+      ->add_option(
+          "PATH", inspect_path,
+          "a .safetensors file, a *.safetensors.index.json, a model directory, a .gguf file or a saved executable")
       ->required();
   inspect->add_flag("--json", inspect_json, "print {\"tensors\":[...],\"metadata\":{...}} for scripts");
 
   kiln::tools::GenerateArgs gen;
   auto* generate = app.add_subcommand("generate", "Generate text with a LLaMA model (directory or GGUF)");
-  generate
-      ->add_option("-m,--model", gen.model,
-                   "model directory (config.json, *.safetensors, tokenizer.model), a LLaMA .gguf, or a llama2.c .bin "
-                   "(tokenizer.bin beside it)")
-      ->required();
+  generate->add_option("-m,--model", gen.model, kModelHelp)->required();
   generate->add_option("-p,--prompt", gen.prompt, "the prompt text")->required();
   generate->add_option("-n,--tokens", gen.tokens, "how many tokens to generate at most")->capture_default_str();
   generate->add_option("--temp", gen.temperature, "sampling temperature; 0 is greedy")->capture_default_str();
@@ -43,15 +47,27 @@ int main(int argc, char** argv) {
                      "print {\"prompt_tokens\":[...],\"tokens\":[...],\"text\":\"...\"} for scripts");
   generate->add_option("-t,--threads", gen.threads, "CPU threads (default: one per core)");
   generate->add_flag("-q,--quiet", gen.quiet, "no progress lines on stderr");
+  generate->add_option("--exe", gen.exe,
+                       "steps compiled by `kiln compile` for this model, dtype and sampling: nothing is compiled "
+                       "(no C++ compiler needed)");
+
+  kiln::tools::GenerateArgs comp;
+  std::filesystem::path comp_out;
+  auto* compile = app.add_subcommand(
+      "compile", "Compile generation ahead of time (prefill chunks, decode step, sampler) into one file for --exe");
+  compile->add_option("-m,--model", comp.model, kModelHelp)->required();
+  compile->add_option("-o,--output", comp_out, "the file to write")->required();
+  compile->add_option("--dtype", comp.dtype, "compute dtype: f32, bf16 or f16")->capture_default_str();
+  compile->add_option("--temp", comp.temperature, "the sampling temperature generate will use; 0 is greedy")
+      ->capture_default_str();
+  compile->add_option("--top-k", comp.top_k, "the top-k generate will use; 0 keeps all")->capture_default_str();
+  compile->add_option("--top-p", comp.top_p, "the top-p generate will use")->capture_default_str();
+  compile->add_flag("-q,--quiet", comp.quiet, "no progress lines on stderr");
 
   kiln::tools::BenchArgs bench_args;
   auto* bench = app.add_subcommand(
       "bench", "Time prefill (ppN) and decode (tgN) of a LLaMA model (directory or GGUF), as llama-bench does");
-  bench
-      ->add_option("-m,--model", bench_args.model,
-                   "model directory (config.json, *.safetensors, tokenizer.model), a LLaMA .gguf, or a llama2.c .bin "
-                   "(tokenizer.bin beside it)")
-      ->required();
+  bench->add_option("-m,--model", bench_args.model, kModelHelp)->required();
   bench->add_option("-p,--n-prompt", bench_args.prompt, "prefill lengths, comma-separated (0 skips)")
       ->delimiter(',')
       ->capture_default_str();
@@ -86,6 +102,7 @@ int main(int argc, char** argv) {
     if (*generate) kiln::tools::generate(gen);
     if (*bench) kiln::tools::bench(bench_args);
     if (*quantize) kiln::tools::quantize(quant);
+    if (*compile) kiln::tools::compile_steps(comp, comp_out);
   } catch (const std::exception& e) {
     std::cout.flush();
     fmt::print(stderr, "kiln {}: error: {}\n", app.get_subcommands().front()->get_name(), e.what());

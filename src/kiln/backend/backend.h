@@ -12,6 +12,7 @@
 // contract: a program calls them in program order and never drops, merges or
 // reorders side-effecting ones.
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -42,10 +43,19 @@ class PreparedWeights {
   virtual ~PreparedWeights() = default;
 };
 
+// Named blobs a program is made of besides its graph (the CPU backend's
+// compiled kernels, the CPU features they need, the compiler that built
+// them): what a saved executable stores so that compiling it again on load
+// runs no external tool.
+using Artifacts = std::map<std::string, std::string, std::less<>>;
+
 class Program {
  public:
   virtual ~Program() = default;
   const Signature& signature() const { return signature_; }
+  // What compile() needs, beside the graph, to rebuild this program without
+  // external tools; empty for backends that have none.
+  virtual Artifacts artifacts() const { return {}; }
 
   // Transforms the weights (one per leading weight parameter, dims and
   // dtype already checked) once. The result may keep `weights` alive.
@@ -70,6 +80,10 @@ struct CompileOptions {
   // Called with a line of progress for steps that take a while (the system
   // compiler); empty: silent.
   std::function<void(const std::string&)> progress;
+  // A saved program's artifacts (Program::artifacts()): compile from them and
+  // never run an external tool; what they lack, or a machine they do not
+  // suit, is an error.
+  const Artifacts* artifacts = nullptr;
 };
 
 class Backend {

@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstring>
 
 #include "kiln/core/element.h"
+#include "kiln/io/atomic_file.h"
 #include "kiln/io/open.h"
 #include "kiln/models/llama_gguf.h"
 
@@ -48,6 +51,17 @@ io::BufferStore converted(const io::BufferStore& store, DType dtype) {
   return out;
 }
 
+// The steps file: "KILNGEN\0", u64 entry count, then per entry u64 name
+// length, name, u64 size and a saved executable (runtime/saved_executable.cpp,
+// with its own checksums). Names: "step <tokens> <window>", "sampler <temperature> <top_k> <top_p>".
+constexpr char kStepsMagic[8] = {'K', 'I', 'L', 'N', 'G', 'E', 'N', '\0'};
+
+void put_u64(std::string& out, uint64_t value) { out.append(reinterpret_cast<const char*>(&value), 8); }
+
+std::string sampler_name(const nn::SamplingOptions& s) {
+  return fmt::format("sampler {} {} {}", s.temperature, s.top_k, s.top_p);
+}
+
 bool has_quantized_weights(const io::BufferStore& store) {
   return std::ranges::any_of(store.names(), [&](const std::string& n) { return is_quantized(store.get(n).dtype()); });
 }
@@ -85,8 +99,94 @@ Generator::Generator(const Platform& platform, const std::filesystem::path& mode
                   name(dtype), load_seconds_));
 }
 
+void Generator::save_compiled(const std::filesystem::path& path, const nn::SamplingOptions& sampling) {
+  std::vector<std::pair<int64_t, int64_t>> wanted;
+  for (int64_t window = window_for(1);; window = window_for(window + 1)) {
+    for (int64_t tokens : {512, 128, 32, 8, 1})
+      if (tokens <= window) wanted.emplace_back(tokens, window);
+    if (window >= capacity_) break;
+  }
+  std::string out(kStepsMagic, sizeof(kStepsMagic));
+  put_u64(out, wanted.size() + 1);
+  auto add = [&](const std::string& name, const std::string& bytes) {
+    put_u64(out, name.size());
+    out += name;
+    put_u64(out, bytes.size());
+    out += bytes;
+  };
+  for (const auto& [tokens, window] : wanted)
+    add(fmt::format("step {} {}", tokens, window), step_for(tokens, window).serialize());
+  add(sampler_name(sampling), sampler_for(sampling).serialize());
+  io::AtomicFile file(path);
+  file.write(std::as_bytes(std::span(out)));
+  file.commit();
+  if (progress_) progress_(fmt::format("wrote {} compiled steps and the sampler to {}", wanted.size(), path.string()));
+}
+
+void Generator::load_compiled(const std::filesystem::path& path) {
+  const auto start = Clock::now();
+  const std::string where = path.string();
+  io::SourcePtr source;
+  try {
+    source = io::map_file(path);
+  } catch (const Error& e) {
+    fail("cannot open the compiled steps {}: {}", where, e.what());
+  }
+  const std::string_view bytes(reinterpret_cast<const char*>(source->bytes().data()), source->bytes().size());
+  size_t at = 0;
+  auto take = [&](uint64_t size, std::string_view what) {
+    if (size > bytes.size() - at) fail("{}: truncated ({} runs past the end of the file)", where, what);
+    const std::string_view piece = bytes.substr(at, size);
+    at += size;
+    return piece;
+  };
+  auto u64 = [&](std::string_view what) {
+    uint64_t value;
+    std::memcpy(&value, take(8, what).data(), 8);
+    return value;
+  };
+  if (bytes.size() < sizeof(kStepsMagic) || std::memcmp(bytes.data(), kStepsMagic, sizeof(kStepsMagic)) != 0)
+    fail("{}: not a file of compiled steps (kiln compile writes them)", where);
+  at = sizeof(kStepsMagic);
+  const uint64_t count = u64("the entry count");
+  for (uint64_t e = 0; e < count; ++e) {
+    const std::string name(take(u64("an entry name's length"), "an entry name"));
+    const std::string_view exe = take(u64("an entry's size"), fmt::format("entry '{}'", name));
+    const std::string entry = fmt::format("{} ({})", where, name);  // a sampler's, for its errors
+    int64_t tokens = 0, window = 0;
+    if (std::sscanf(name.c_str(), "step %ld %ld", &tokens, &window) == 2) {
+      saved_steps_.insert_or_assign(std::pair{tokens, window}, exe);
+    } else if (name.starts_with("sampler ")) {
+      nn::SamplingOptions s;
+      if (std::sscanf(name.c_str(), "sampler %lf %ld %lf", &s.temperature, &s.top_k, &s.top_p) != 3)
+        fail("{}: entry '{}' is not a sampler's name", where, name);
+      samplers_.insert_or_assign(std::tuple{s.temperature, s.top_k, s.top_p},
+                                 Executable<Buffer>::deserialize(exe, entry, platform_));
+    } else {
+      fail("{}: unknown entry '{}'", where, name);
+    }
+  }
+  if (at != bytes.size()) fail("{}: {} bytes after the last entry", where, bytes.size() - at);
+  compiled_file_ = path;
+  compiled_source_ = std::move(source);
+  if (progress_)
+    progress_(fmt::format("read {} compiled steps from {} in {:.2f} s (nothing to compile)", count, where,
+                          seconds_since(start)));
+}
+
 const Generator::Step& Generator::step_for(int64_t tokens, int64_t window) {
   if (auto it = steps_.find({tokens, window}); it != steps_.end()) return it->second;
+  if (!compiled_file_.empty()) {
+    // Loaded (and its weights packed) when first used, like a step compiled on demand.
+    const auto saved = saved_steps_.find({tokens, window});
+    if (saved == saved_steps_.end())
+      fail("{} has no {}-token step attending over {} positions: it was compiled for another model or context",
+           compiled_file_.string(), tokens, window);
+    const std::string where = fmt::format("{} (step {} {})", compiled_file_.string(), tokens, window);
+    return steps_
+        .emplace(std::pair{tokens, window}, Step::deserialize(saved->second, where, platform_).prepare(weights_))
+        .first->second;
+  }
   const auto start = Clock::now();
   const Shape cache = model_.cache_shape(1, capacity_, dtype_);
   llama::CausalLM model = model_;
@@ -108,6 +208,9 @@ int64_t Generator::window_for(int64_t end) const {
 const Executable<Buffer>& Generator::sampler_for(const nn::SamplingOptions& sampling) {
   const auto key = std::tuple{sampling.temperature, sampling.top_k, sampling.top_p};
   if (auto it = samplers_.find(key); it != samplers_.end()) return it->second;
+  if (!compiled_file_.empty())
+    fail("{} has no sampler for --temp {} --top-k {} --top-p {}: give kiln compile the same sampling options",
+         compiled_file_.string(), sampling.temperature, sampling.top_k, sampling.top_p);
   auto sampler = compile_fn(
       platform_,
       [&](Tensor logits, Tensor rng_key) {

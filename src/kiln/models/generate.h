@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "kiln/io/weight_source.h"
 #include "kiln/models/llama.h"
 #include "kiln/models/tokenizer.h"
 #include "kiln/nn/sampling.h"
@@ -51,6 +52,15 @@ class Generator {
   // The same, from token ids (BOS included if wanted).
   GenerateResult generate_ids(std::vector<int> prompt, const GenerateOptions& options,
                               const std::function<void(const std::string&)>& on_text = {});
+
+  // Ahead-of-time compilation (kiln compile / kiln generate --exe): compiles
+  // every step a generation can use (each prefill chunk size and the decode
+  // step, for every attention window up to the context) and the sampler for
+  // `sampling`, and writes them to one file. load_compiled reads such a file
+  // (made for this model's shapes and dtype: a mismatch is an error naming
+  // the weight) so that generating compiles nothing, with no C++ compiler.
+  void save_compiled(const std::filesystem::path& path, const nn::SamplingOptions& sampling);
+  void load_compiled(const std::filesystem::path& path);
 
   const llama::Config& config() const { return model_.config; }
   const Tokenizer& tokenizer() const { return tokenizer_; }
@@ -91,6 +101,9 @@ class Generator {
   std::map<std::tuple<double, int64_t, double>, Executable<Buffer>> samplers_;
   int64_t capacity_ = 0;
   double load_seconds_ = 0;
+  std::filesystem::path compiled_file_;  // load_compiled's: every step and sampler comes from it
+  io::SourcePtr compiled_source_;        // that file, mapped
+  std::map<std::pair<int64_t, int64_t>, std::string_view> saved_steps_;  // its steps (in it), loaded when first used
 };
 
 }  // namespace kiln::models

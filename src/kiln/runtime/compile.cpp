@@ -13,6 +13,7 @@ ExecutableCore make_core(const Platform& platform, ir::Graph graph, size_t weigh
     core.parameters.push_back({node.attrs_as<ir::ParameterAttrs>().name, node.results[0]});
   }
   core.program = platform.backend().compile(graph, weight_count, {});
+  core.graph = std::make_shared<const ir::Graph>(std::move(graph));
   return core;
 }
 

@@ -8,6 +8,7 @@
 // any nesting of tuples, pairs, vectors, arrays and described structs.
 #include <boost/describe.hpp>
 #include <boost/mp11/algorithm.hpp>
+#include <filesystem>
 #include <span>
 #include <string>
 #include <tuple>
@@ -50,10 +51,25 @@ struct ExecutableCore {
   std::shared_ptr<const backend::PreparedWeights> prepared;  // what the backend made of them
   ir::CallbackStates callbacks;                              // host callback states, by callback name
   std::vector<size_t> result_layout;                         // vector lengths in the result (results.h)
+  std::shared_ptr<const ir::Graph> graph;                    // what was compiled, for save()
 
   ExecutableCore bind(const std::vector<std::string>& names, const std::vector<Buffer>& weights) const;
   std::vector<Buffer> call(std::span<const Argument> arguments) const;
 };
+
+// Saved executables (runtime/saved_executable.cpp has the file format).
+// save_core writes `core` atomically, its weights never; load_core reads it
+// back for `platform`, unprepared, without compiling anything.
+// serialize_core / deserialize_core: the same bytes in memory (`where` names
+// them in errors), for containers of several executables.
+void save_core(const ExecutableCore& core, const std::filesystem::path& path);
+ExecutableCore load_core(const std::filesystem::path& path, const Platform& platform);
+std::string serialize_core(const ExecutableCore& core);
+ExecutableCore deserialize_core(std::string_view bytes, const std::string& where, const Platform& platform);
+// For kiln inspect: whether `bytes` start like a saved executable, and a
+// saved executable's manifest (JSON text), its header and checksum checked.
+bool is_saved_executable(std::string_view bytes);
+std::string saved_manifest(const std::filesystem::path& path);
 
 }  // namespace detail
 
@@ -64,6 +80,22 @@ class Executable {
   // calling or preparing it is an error.
   Executable() = default;
   explicit Executable(detail::ExecutableCore core) : core_(std::move(core)) {}
+
+  // Writes the compiled executable to one file: its code, its program and
+  // signature, never its weights (bind them with prepare() after load()).
+  void save(const std::filesystem::path& path) const { detail::save_core(core_, path); }
+  // An executable saved by save(), for `platform` (whose backend must be the
+  // one it was saved from), unprepared. Needs no C++ compiler. Refuses
+  // another format major version, another backend, a CPU lacking features
+  // the code uses, and truncated or corrupted files.
+  static Executable load(const std::filesystem::path& path, const Platform& platform) {
+    return Executable(detail::load_core(path, platform));
+  }
+  // The file's bytes in memory, and an executable from them (`where` names them in errors).
+  std::string serialize() const { return detail::serialize_core(core_); }
+  static Executable deserialize(std::string_view bytes, const std::string& where, const Platform& platform) {
+    return Executable(detail::deserialize_core(bytes, where, platform));
+  }
 
   // Binds the weights (checked against the compiled shapes) and returns an
   // executable that takes the remaining arguments.
@@ -90,7 +122,9 @@ class Executable {
   template <typename T>
   Executable& bind(T* state, std::string name = "") {
     if (name.empty()) name = detail::callback_name<T>();
-    core_.callbacks.insert_or_assign(std::move(name), ir::BoundState{state, std::type_index(typeid(T))});
+    core_.callbacks.insert_or_assign(
+        std::move(name),
+        ir::BoundState{state, std::type_index(typeid(T)), detail::demangled(typeid(T)), &detail::invoke_callback<T>});
     return *this;
   }
 

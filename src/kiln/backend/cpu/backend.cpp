@@ -1,6 +1,7 @@
 #include "kiln/backend/cpu/backend.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <sstream>
 
 #include "kiln/backend/cpu/fusion.h"
 #include "kiln/backend/cpu/layout.h"
@@ -93,6 +95,23 @@ size_t plan_arena(std::vector<Slot>& slots, const std::vector<Step>& steps) {
   return top;
 }
 
+// A saved executable's kernels run only on a CPU with every ISA extension
+// of the machine that compiled them (-march=native).
+void check_cpu_features(const backend::Artifacts& artifacts) {
+  const auto it = artifacts.find("cpu.features");
+  if (it == artifacts.end()) fail("the saved executable does not say which CPU features its kernels need");
+  const std::vector<std::string> have = host_isa_features();
+  std::vector<std::string> missing;
+  std::istringstream words(it->second);
+  for (std::string word; words >> word;)
+    if (!std::ranges::binary_search(have, word)) missing.push_back(word);
+  if (!missing.empty())
+    fail(
+        "the saved executable's kernels need CPU features this machine lacks: {} (compile it on this machine "
+        "instead)",
+        fmt::join(missing, ", "));
+}
+
 class Compilation {
  public:
   Compilation(const ir::Graph& graph, size_t weight_count, const backend::CompileOptions& options)
@@ -147,6 +166,7 @@ class Compilation {
   void add_node_step(int32_t id);
   void add_matmul_step(int32_t dot, std::shared_ptr<const Matmul> matmul, bool packed_weight);
   std::vector<int> output_aliases(const backend::Signature& signature) const;
+  std::string saved_compiler() const;
 
   const ir::Graph& graph_;
   size_t weight_count_;
@@ -471,6 +491,13 @@ void Compilation::add_matmul_step(int32_t dot, std::shared_ptr<const Matmul> mat
   steps_.push_back(std::move(step));
 }
 
+// The compiler that built a saved executable's kernels, carried over when it is saved again.
+std::string Compilation::saved_compiler() const {
+  if (options_.artifacts == nullptr) return "";
+  const auto it = options_.artifacts->find("cpu.compiler");
+  return it == options_.artifacts->end() ? "unknown" : it->second;
+}
+
 std::vector<int> Compilation::output_aliases(const backend::Signature& signature) const {
   std::vector<int> alias(signature.outputs.size(), -1);
   std::vector<int> last_read(slots_.size(), -1), writer(slots_.size(), -1);
@@ -585,6 +612,7 @@ std::shared_ptr<const backend::Program> Compilation::build() {
     request.source = std::move(source);
     request.progress = options_.progress;
     request.what = fmt::format("{} kernels", emitted.size());
+    request.prebuilt = options_.artifacts;
     auto library = load_library(request);
     for (size_t k = 0; k < kernels_.size(); ++k)
       steps_[kernel_steps_[k]].kernel = reinterpret_cast<KernelFunction>(library->symbol(kernels_[k].name));
@@ -594,7 +622,7 @@ std::shared_ptr<const backend::Program> Compilation::build() {
   backend::Signature signature = backend::signature_of(graph_, weight_count_);
   signature.output_alias = output_aliases(signature);
   auto program = std::make_shared<CpuProgram>(std::move(signature), std::move(slots_), std::move(steps_),
-                                              std::move(constants_), arena, std::move(libraries));
+                                              std::move(constants_), arena, std::move(libraries), saved_compiler());
   if (const char* dump = std::getenv("KILN_DUMP_PROGRAM"); dump != nullptr && std::string_view(dump) != "0")
     fmt::print(stderr, "{}", program->describe());
   return program;
@@ -610,6 +638,7 @@ class CpuBackend final : public backend::Backend {
   std::shared_ptr<const backend::Program> compile(const ir::Graph& graph, size_t weight_count,
                                                   const backend::CompileOptions& options) const override {
     ir::verify(graph);
+    if (options.artifacts) check_cpu_features(*options.artifacts);
     // Each pass is followed by the verifier: a pass bug is caught where it happens.
     ir::Graph g = passes::eliminate_dead_code(graph);
     for (auto pass : {+[](const ir::Graph& x) { return passes::merge_nested_slice_updates(x); },

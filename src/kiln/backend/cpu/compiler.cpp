@@ -17,6 +17,7 @@
 #include <spawn.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,10 +33,12 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "kiln/core/error.h"
 #include "kiln/core/hash.h"
+#include "kiln/version.h"
 
 extern char** environ;
 
@@ -44,11 +47,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-#ifdef KILN_VERSION
-constexpr std::string_view kKilnVersion = KILN_VERSION;
-#else
-constexpr std::string_view kKilnVersion = "kiln-0.1.0";
-#endif
+constexpr std::string_view kKilnVersion = "kiln-" KILN_VERSION_STRING;
 constexpr uint64_t kCacheFormat = 1;  // bump when the layout above or the key's contents change
 constexpr int kMessageLines = 40;     // of the compiler's output, in an error
 
@@ -238,6 +237,16 @@ const std::string& host_cpu_features() {
   return features;
 }
 
+std::string digest_of(const CompileRequest& request) {
+  Hasher hasher;
+  hasher.string("kiln cpu kernel source");
+  hasher.string(kKilnVersion);
+  for (const std::string& flag : default_flags()) hasher.string(flag);
+  for (const std::string& flag : request.extra_flags) hasher.string(flag);
+  hasher.string(request.source);
+  return hasher.finish().hex();
+}
+
 std::string key_for(const CompileRequest& request, const std::string& identity) {
   Hasher hasher;
   hasher.string("kiln cpu kernel library");
@@ -357,6 +366,30 @@ void* open_library(const fs::path& so) {
   return handle;
 }
 
+// A library from bytes in memory (a saved executable's): an anonymous
+// memory file, dlopen'ed through /proc/self/fd, so nothing is written to disk.
+std::shared_ptr<const Library> load_from_memory(const CompileRequest& request, const std::string& digest) {
+  const auto it = request.prebuilt->find("cpu.kernels." + digest);
+  if (it == request.prebuilt->end())
+    fail(
+        "the saved executable holds no {} for this program (digest {}): it was saved by another kiln version, or "
+        "with other flags",
+        request.what, digest);
+  const int fd = static_cast<int>(syscall(SYS_memfd_create, ("kiln-" + digest).c_str(), 1u /* MFD_CLOEXEC */));
+  if (fd < 0) fail("cannot create a memory file for the saved kernels: {}", std::strerror(errno));
+  Fd on_failure{fd};  // closes it unless the library takes it
+  for (size_t done = 0; done < it->second.size();) {
+    const ssize_t n = ::write(fd, it->second.data() + done, it->second.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail("cannot write the saved kernels to a memory file: {}", std::strerror(errno));
+    done += static_cast<size_t>(n);
+  }
+  void* handle = open_library(fmt::format("/proc/self/fd/{}", fd));
+  if (!handle) fail("cannot load the saved kernels (digest {}): {}", digest, dlerror());
+  on_failure.fd = -1;
+  return std::make_shared<Library>(handle, "saved:" + digest, digest, "(saved executable)", true, it->second, fd);
+}
+
 std::shared_ptr<const Library> load_through_disk(const CompileRequest& request, const std::string& cxx,
                                                  const std::string& key) {
   const fs::path dir = cache_directory();
@@ -374,7 +407,8 @@ std::shared_ptr<const Library> load_through_disk(const CompileRequest& request, 
   if (fs::exists(so, ignored)) {
     const std::optional<std::string> bytes = read_file(so), expected = read_file(sum);
     if (bytes && expected && hash_bytes(*bytes).hex() + "\n" == *expected) {
-      if (void* handle = open_library(so)) return std::make_shared<Library>(handle, key, so.string(), true);
+      if (void* handle = open_library(so))
+        return std::make_shared<Library>(handle, key, digest_of(request), so.string(), true);
     }
     // Half-written, damaged or not loadable: rebuilt, never trusted.
     fs::remove(so, ignored);
@@ -386,7 +420,7 @@ std::shared_ptr<const Library> load_through_disk(const CompileRequest& request, 
     const char* why = dlerror();
     fail("cannot load the compiled library {}: {}", so.string(), why ? why : "unknown error");
   }
-  return std::make_shared<Library>(handle, key, so.string(), false);
+  return std::make_shared<Library>(handle, key, digest_of(request), so.string(), false);
 }
 
 struct MemoryCache {
@@ -403,10 +437,27 @@ MemoryCache& memory_cache() {
 
 }  // namespace
 
-Library::Library(void* handle, std::string key, std::string path, bool from_disk_cache)
-    : handle_(handle), key_(std::move(key)), path_(std::move(path)), from_disk_cache_(from_disk_cache) {}
+Library::Library(void* handle, std::string key, std::string digest, std::string path, bool from_disk_cache,
+                 std::string bytes, int memory_fd)
+    : handle_(handle),
+      key_(std::move(key)),
+      digest_(std::move(digest)),
+      path_(std::move(path)),
+      bytes_(std::move(bytes)),
+      memory_fd_(memory_fd),
+      from_disk_cache_(from_disk_cache) {}
 
-Library::~Library() { dlclose(handle_); }
+std::string Library::bytes() const {
+  if (!bytes_.empty()) return bytes_;
+  std::optional<std::string> read = read_file(path_);
+  if (!read) fail("cannot read the compiled library {}", path_);
+  return std::move(*read);
+}
+
+Library::~Library() {
+  dlclose(handle_);
+  if (memory_fd_ >= 0) close(memory_fd_);
+}
 
 void* Library::symbol(std::string_view name) const {
   if (void* address = dlsym(handle_, std::string(name).c_str())) return address;
@@ -474,6 +525,7 @@ fs::path cache_directory() {
 }
 
 std::shared_ptr<const Library> load_library(const CompileRequest& request) {
+  if (request.prebuilt) return load_from_memory(request, digest_of(request));
   const std::string cxx = compiler_path();
   const std::string key = key_for(request, identity_of(cxx));
   MemoryCache& cache = memory_cache();
@@ -497,5 +549,29 @@ void clear_memory_cache() {
 }
 
 int compiler_runs() { return compiler_run_count; }
+
+// The extensions GCC's -march=native turns on, as /proc/cpuinfo names them;
+// flags that say nothing about instructions (hypervisor, rep_good, ...) are
+// left out so that a saved executable does not refuse a machine for them.
+std::vector<std::string> host_isa_features() {
+  constexpr std::string_view kIsaPrefixes[] = {
+      "sse",    "ssse",  "avx",    "fma",        "f16c", "bmi",       "amx",    "vaes",   "vpclmulqdq", "gfni",
+      "adx",    "movbe", "popcnt", "abm",        "aes",  "pclmulqdq", "sha_ni", "rdrand", "rdseed",     "lzcnt",
+      "movdir", "cx16",  "xsave",  "clflushopt", "clwb", "prefetchw", "asimd",  "sve",    "fp16"};
+  std::vector<std::string> out;
+  const std::string& line = host_cpu_features();
+  const size_t colon = line.find(':');
+  std::istringstream words(colon == std::string::npos ? std::string() : line.substr(colon + 1));
+  for (std::string word; words >> word;) {
+    for (const std::string_view prefix : kIsaPrefixes)
+      if (word.starts_with(prefix)) {
+        out.push_back(word);
+        break;
+      }
+  }
+  std::ranges::sort(out);
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
 
 }  // namespace kiln::cpu

@@ -7,6 +7,7 @@
 // Every function here is safe to call from several threads and processes.
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -19,7 +20,11 @@ namespace kiln::cpu {
 class Library {
  public:
   // Made by load_library; takes ownership of a dlopen handle.
-  Library(void* handle, std::string key, std::string path, bool from_disk_cache);
+  // `bytes` and `memory_fd`: a library loaded from memory, and the memory
+  // file it was loaded through, kept open while it is loaded (dlopen tells
+  // libraries apart by path, and /proc/self/fd/N names are reused).
+  Library(void* handle, std::string key, std::string digest, std::string path, bool from_disk_cache,
+          std::string bytes = {}, int memory_fd = -1);
   ~Library();
   Library(const Library&) = delete;
   Library& operator=(const Library&) = delete;
@@ -29,12 +34,19 @@ class Library {
   void* symbol(std::string_view name) const;
   const std::string& key() const { return key_; }    // the cache key (32 hex digits)
   const std::string& path() const { return path_; }  // where the .so is
+  // A hash of the source, the flags and the kiln version (not the compiler or
+  // the machine): the name of the library in a saved executable.
+  const std::string& digest() const { return digest_; }
+  // The shared object's bytes, for saving.
+  std::string bytes() const;
   // True when no compiler ran for it in the load_library call that made it.
   bool from_disk_cache() const { return from_disk_cache_; }
 
  private:
   void* handle_;
-  std::string key_, path_;
+  std::string key_, digest_, path_;
+  std::string bytes_;  // loaded from memory: the bytes it came from
+  int memory_fd_;
   bool from_disk_cache_;
 };
 
@@ -46,6 +58,10 @@ struct CompileRequest {
   // C++)..." and, when it is done, one with the time it took. Empty: silent.
   std::function<void(const std::string&)> progress;
   std::string what = "kernels";  // what is compiled, for the progress line
+  // Set when loading a saved executable: the library is the one these
+  // artifacts hold under "cpu.kernels.<digest>", loaded from memory without
+  // any compiler or cache; none there is an error.
+  const std::map<std::string, std::string, std::less<>>* prebuilt = nullptr;
 };
 
 // The library for `request`: from memory, else from the disk cache, else
@@ -79,6 +95,10 @@ std::string cache_key(const CompileRequest& request);
 // per-process temporary directory (under $TMPDIR or /tmp, removed at exit) is
 // returned instead, with one warning line on stderr per folder that failed.
 std::filesystem::path cache_directory();
+
+// The ISA extensions of this CPU that -march=native code may use (from
+// /proc/cpuinfo: sse*, avx*, fma, f16c, bmi*, amx*, ...), sorted.
+std::vector<std::string> host_isa_features();
 
 // For tests: forget the in-memory cache (libraries no longer referenced
 // elsewhere are dlclose'd), and how many times this process ran the compiler.

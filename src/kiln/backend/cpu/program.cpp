@@ -56,14 +56,25 @@ void update_slice(const HostBuffer& operand, const HostBuffer& update, const DTy
 
 }  // namespace
 
+backend::Artifacts CpuProgram::artifacts() const {
+  backend::Artifacts out;
+  for (const auto& library : libraries_) out.emplace("cpu.kernels." + library->digest(), library->bytes());
+  out.emplace("cpu.features", fmt::format("{}", fmt::join(host_isa_features(), " ")));
+  out.emplace("cpu.compiler", !saved_compiler_.empty() ? saved_compiler_
+                              : libraries_.empty()     ? std::string("none")
+                                                       : compiler_identity());
+  return out;
+}
+
 CpuProgram::CpuProgram(backend::Signature signature, std::vector<Slot> slots, std::vector<Step> steps,
                        std::vector<HostBuffer> constants, size_t arena_bytes,
-                       std::vector<std::shared_ptr<const Library>> libraries)
+                       std::vector<std::shared_ptr<const Library>> libraries, std::string saved_compiler)
     : Program(std::move(signature)),
       slots_(std::move(slots)),
       steps_(std::move(steps)),
       constants_(std::move(constants)),
       libraries_(std::move(libraries)),
+      saved_compiler_(std::move(saved_compiler)),
       arena_(HostBuffer::uninitialized(Shape({static_cast<int64_t>(arena_bytes)}, DType::u8))),
       pointers_(slots_.size(), nullptr) {
   const char* profile = std::getenv("KILN_PROFILE");

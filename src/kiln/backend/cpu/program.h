@@ -47,11 +47,15 @@ class CpuProgram final : public backend::Program {
   ~CpuProgram() override;
   CpuProgram(backend::Signature signature, std::vector<Slot> slots, std::vector<Step> steps,
              std::vector<HostBuffer> constants, size_t arena_bytes,
-             std::vector<std::shared_ptr<const Library>> libraries);
+             std::vector<std::shared_ptr<const Library>> libraries, std::string saved_compiler = "");
 
   std::shared_ptr<const backend::PreparedWeights> prepare(std::span<const HostBuffer> weights) const override;
   void run(const backend::PreparedWeights* weights, std::span<const HostBuffer> arguments,
            std::span<HostBuffer> outputs, const ir::CallbackStates& callbacks) const override;
+
+  // The kernels' shared object ("cpu.kernels.<digest>"), the ISA extensions
+  // it may use ("cpu.features") and the compiler that built it ("cpu.compiler").
+  backend::Artifacts artifacts() const override;
 
   size_t arena_bytes() const { return arena_.shape().byte_size(); }
   // The step list, one line per step, for KILN_DUMP_PROGRAM=1.
@@ -67,6 +71,7 @@ class CpuProgram final : public backend::Program {
   std::vector<Step> steps_;
   std::vector<HostBuffer> constants_;
   std::vector<std::shared_ptr<const Library>> libraries_;  // keep the kernels loaded
+  std::string saved_compiler_;                             // loaded from a saved executable: the compiler that built it
   // Per-call state, guarded by mutex_: one call at a time per program.
   mutable std::mutex mutex_;
   mutable HostBuffer arena_;
