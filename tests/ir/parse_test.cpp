@@ -76,10 +76,29 @@ TEST(IrParse, ReadBackCallbacksRunTheStateBoundByName) {
   }
 }
 
-TEST(IrParse, SummarizedConstantsAndBuiltinCallbacksAreRefused) {
-  const ir::Graph g = trace([](Tensor x) { return (x * 3.0).print("x"); }, Shape({{"n", 2}}));
+TEST(IrParse, SummarizedConstantsAreRefused) {
+  const ir::Graph g = trace([](Tensor x) { return x * 3.0; }, Shape({{"n", 2}}));
   EXPECT_ERROR(ir::parse(ir::print(g), "dump"), "printed as a summary");
-  EXPECT_ERROR(ir::parse(full(g), "dump"), "built-in callback 'print(x)' cannot be read back");
+}
+
+TEST(IrParse, BuiltinCallbacksAreMadeAgainFromTheirKind) {
+  const ir::Graph g = trace([](Tensor x) { return (x * 3.0).print("x (tripled)"); }, Shape({{"n", 2}}));
+  const std::string text = full(g);
+  const std::string printed =
+      R"~(callback="print(x (tripled))", type="kiln::ir::PrintCallback", aliases=[0], builtin="print")~";
+  EXPECT_NE(text.find(printed), std::string::npos) << text;
+  EXPECT_EQ(full(ir::parse(text, "t.ir")), text);
+  auto replace = [&](std::string_view from, std::string_view to) {
+    std::string edited = text;
+    edited.replace(edited.find(from), from.size(), to);
+    return edited;
+  };
+  EXPECT_ERROR(ir::parse(replace(R"(builtin="print")", R"(builtin="beep")"), "t.ir"),
+               "no built-in callback of kind 'beep'");
+  EXPECT_ERROR(ir::parse(replace(R"~(callback="print(x (tripled))")~", R"(callback="x")"), "t.ir"),
+               "a built-in print callback is named print(<label>), not 'x'");
+  EXPECT_ERROR(ir::parse(replace("aliases=[0]", "aliases=[-1]"), "t.ir"),
+               "is printed with another type, aliases or host copy than kiln's");
 }
 
 struct BadText {

@@ -167,12 +167,30 @@ TEST(SavedExecutable, CallbacksAreBoundByNameAfterLoadAndUnboundOnesRefused) {
   }
 }
 
+TEST(SavedExecutable, BuiltinPrintCallbacksNeedNoBind) {
+  const Shape n3({{"n", 3}});
+  for (const char* backend : {"cpu", "reference"}) {
+    SCOPED_TRACE(backend);
+    const Platform platform = Platform::get(backend);
+    const fs::path file = temp_path(std::string(backend) + "-print.kexe");
+    compile_fn(
+        platform, [](Tensor x) { return (x * 3.0).print("tripled") + 1.0; }, n3)
+        .save(file);
+    auto loaded = Executable<Buffer>::load(file, platform);
+    ::testing::internal::CaptureStdout();
+    const Buffer y = loaded(Buffer::from(platform, n3, std::vector<float>{1, 2, 3}));
+    EXPECT_EQ(::testing::internal::GetCapturedStdout(), "tripled: {n=3} f32 [3, 6, 9]\n");
+    EXPECT_EQ(values(y), (std::vector<float>{4, 7, 10}));
+    fs::remove(file);
+  }
+}
+
 TEST(SavedExecutable, KilnInspectShowsTheManifest) {
   const fs::path file = temp_path("inspect.kexe");
   small_exe(Platform::cpu()).save(file);
   const auto table = io::run_command(std::string(KILN_CLI) + " inspect '" + file.string() + "'");
   EXPECT_EQ(table.exit_code, 0) << table.output;
-  for (const char* line : {"kiln executable, format 1.0, saved by kiln 0.1.0 for the 'cpu' backend",
+  for (const char* line : {"kiln executable, format 1.1, saved by kiln 0.1.0 for the 'cpu' backend",
                            "  argument argument 0 {n=4} f32", "  callback Counter", "  section  graph ("})
     EXPECT_NE(table.output.find(line), std::string::npos) << line << "\n" << table.output;
   const auto json = io::run_command(std::string(KILN_CLI) + " inspect --json '" + file.string() + "'");
@@ -196,12 +214,12 @@ TEST(SavedExecutable, RefusesWhatItCannotRun) {
                "saved for the 'cpu' backend; it cannot be loaded on 'reference'");
 
   write(bad, "GGUF not an executable at all, but long enough");
-  EXPECT_ERROR(load_bad(), "not a kiln executable (no KILNEXE magic)");
+  EXPECT_ERROR(load_bad(), "not a kiln file (no KILNEXE magic)");
 
   std::string other_major = good;
   other_major[8] = 2;
   write(bad, other_major);
-  EXPECT_ERROR(load_bad(), "format version 2.0; this kiln (0.1.0) reads format 1.x");
+  EXPECT_ERROR(load_bad(), "format version 2.1; this kiln (0.1.0) reads format 1.x");
 
   for (const size_t length : {size_t{12}, size_t{40}, good.size() / 2, good.size() - 1}) {
     SCOPED_TRACE(length);

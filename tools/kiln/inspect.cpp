@@ -146,22 +146,25 @@ void print_gguf_table(const std::filesystem::path& path, const io::GgufFile& fil
 
 }  // namespace
 
-// A saved executable (exe.save, kiln compile's entries): its manifest.
+// A kiln file (exe.save, kiln compile's entries, a kernel cache entry): its manifest.
 void print_saved_executable(const std::filesystem::path& path, bool json, std::ostream& out) {
   const auto manifest = nlohmann::json::parse(detail::saved_manifest(path));
   if (json) {
     fmt::print(out, "{}\n", manifest.dump());
     return;
   }
-  fmt::print(out, "{}: kiln executable, format {}, saved by kiln {} for the '{}' backend\n", path.string(),
-             manifest.value("format", "?"), manifest.value("kiln_version", "?"), manifest.value("backend", "?"));
-  fmt::print(out, "graph hash {}\n", manifest.value("graph_hash", "?"));
+  const std::string kind = manifest.value("kind", "executable");
+  fmt::print(out, "{}: kiln {}, format {}, saved by kiln {} for the '{}' backend\n", path.string(),
+             kind == "cpu kernels" ? "kernel cache entry" : kind, manifest.value("format", "?"),
+             manifest.value("kiln_version", "?"), manifest.value("backend", "?"));
+  if (manifest.contains("graph_hash")) fmt::print(out, "graph hash {}\n", manifest["graph_hash"].get<std::string>());
+  if (manifest.contains("digest")) fmt::print(out, "kernels digest {}\n", manifest["digest"].get<std::string>());
   if (manifest.contains("compiler")) fmt::print(out, "compiler: {}\n", manifest["compiler"].get<std::string>());
   if (manifest.contains("cpu_features"))
     fmt::print(out, "CPU features: {}\n", manifest["cpu_features"].get<std::string>());
   const size_t weights = manifest.value("weight_count", size_t{0});
   size_t i = 0;
-  for (const auto& p : manifest["parameters"]) {
+  for (const auto& p : manifest.value("parameters", nlohmann::json::array())) {
     const auto& shape = p["shape"];
     std::vector<std::string> dims;
     for (size_t d = 0; d < shape["dims"].size(); ++d) {
@@ -172,7 +175,8 @@ void print_saved_executable(const std::filesystem::path& path, bool json, std::o
     fmt::print(out, "  {:8} {} {{{}}} {}\n", i++ < weights ? "weight" : "argument", p["name"].get<std::string>(),
                fmt::join(dims, ","), shape["dtype"].get<std::string>());
   }
-  for (const auto& c : manifest["callbacks"]) fmt::print(out, "  callback {}\n", c.get<std::string>());
+  for (const auto& c : manifest.value("callbacks", nlohmann::json::array()))
+    fmt::print(out, "  callback {}\n", c.get<std::string>());
   for (const auto& s : manifest["sections"])
     fmt::print(out, "  section  {} ({})\n", s["name"].get<std::string>(), human_bytes(s["size"].get<uint64_t>()));
 }

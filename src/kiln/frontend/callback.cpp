@@ -4,10 +4,9 @@
 #include <fmt/format.h>
 
 #include <array>
-#include <cstdio>
 #include <cstdlib>
 
-#include "kiln/core/element.h"
+#include "kiln/ir/builtin_callbacks.h"
 
 namespace kiln {
 namespace detail {
@@ -61,17 +60,8 @@ std::vector<Tensor> add_callback(std::span<const Tensor> inputs, std::span<const
 
 }  // namespace detail
 
-void PrintCallback::call(std::span<const HostBuffer> inputs, std::span<HostBuffer>) const {
-  const HostBuffer& x = inputs[0];
-  fmt::print("{}: {} {}\n", label, x.shape().to_string(), summarize(x, 8));
-  std::fflush(stdout);
-}
-
 Tensor Tensor::print(std::string label) const {
-  auto printer = std::make_shared<PrintCallback>(PrintCallback{std::move(label)});
-  const std::string name = fmt::format("print({})", printer->label);
-  return detail::add_callback(std::array{*this}, std::array{shape()},
-                              detail::describe_callback<PrintCallback>(name, printer),
+  return detail::add_callback(std::array{*this}, std::array{shape()}, ir::print_callback(std::move(label)),
                               /*has_side_effect=*/true)[0];
 }
 

@@ -83,8 +83,7 @@ void invoke_callback(void* state, std::span<const HostBuffer> inputs, std::span<
 
 // `name` empty: the callback's default name.
 template <typename T>
-std::shared_ptr<const ir::HostCallback> describe_callback(std::string name,
-                                                          std::shared_ptr<T> builtin_state = nullptr) {
+std::shared_ptr<const ir::HostCallback> describe_callback(std::string name) {
   const CallbackConfig config = [] {
     if constexpr (HasConfig<T>)
       return T::config();
@@ -95,9 +94,15 @@ std::shared_ptr<const ir::HostCallback> describe_callback(std::string name,
   std::string hint =
       fmt::format("exe.bind<{}>(&state{})", unqualified(type_name), name.empty() ? "" : fmt::format(", \"{}\"", name));
   if (name.empty()) name = callback_name<T>();
-  return std::make_shared<const ir::HostCallback>(
-      ir::HostCallback{std::move(name), type_name, std::move(hint), std::type_index(typeid(T)),
-                       std::move(builtin_state), config.copy_inputs_to_host, config.aliases, &invoke_callback<T>});
+  return std::make_shared<const ir::HostCallback>(ir::HostCallback{.name = std::move(name),
+                                                                   .type_name = type_name,
+                                                                   .bind_hint = std::move(hint),
+                                                                   .type = std::type_index(typeid(T)),
+                                                                   .builtin_state = nullptr,
+                                                                   .builtin = "",
+                                                                   .copy_inputs_to_host = config.copy_inputs_to_host,
+                                                                   .aliases = config.aliases,
+                                                                   .invoke = &invoke_callback<T>});
 }
 
 }  // namespace detail
@@ -118,15 +123,5 @@ std::vector<Tensor> callback(std::initializer_list<Tensor> inputs, std::initiali
   return detail::add_callback(std::span(inputs.begin(), inputs.size()), std::span(outputs.begin(), outputs.size()),
                               detail::describe_callback<T>(std::move(name)), side_effect);
 }
-
-// The built-in print callback: prints the label, tagged shape, dtype and the
-// first values to stdout, and returns its input unchanged. Use it as
-// x.print("label") inside traced code; it needs no bind().
-struct PrintCallback {
-  static constexpr std::string_view name = "print";
-  static CallbackConfig config() { return {.has_side_effect = true, .aliases = {0}}; }
-  std::string label;
-  void call(std::span<const HostBuffer> inputs, std::span<HostBuffer> outputs) const;
-};
 
 }  // namespace kiln

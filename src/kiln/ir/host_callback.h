@@ -29,8 +29,10 @@ struct HostCallback {
   std::string type_name;  // the state's C++ type, for errors
   std::string bind_hint;  // how to bind it, for errors: "exe.bind<Counter>(&state)"
   std::type_index type;   // checked against the bound state's type
-  // Built-ins run without bind(): their state travels with the node.
+  // Built-ins (ir/builtin_callbacks.h) run without bind(): their state
+  // travels with the node, and `builtin` names their kind ("print").
   std::shared_ptr<void> builtin_state;
+  std::string builtin;
   bool copy_inputs_to_host = true;  // device backends copy inputs to host memory first
   // output i starts as a copy of input aliases[i] (-1: zero-filled); the
   // callback may update it in place.

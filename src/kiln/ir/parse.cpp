@@ -5,6 +5,7 @@
 // the inferred ones.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
 #include <map>
@@ -13,6 +14,7 @@
 #include <utility>
 
 #include "kiln/core/error.h"
+#include "kiln/ir/builtin_callbacks.h"
 #include "kiln/ir/graph.h"
 #include "kiln/ir/host_callback.h"
 
@@ -336,6 +338,22 @@ class AttrReader {
     a.has_side_effect = flag("has_side_effect");
     if (!has("callback")) return;
     if (a.target != kHostCallbackTarget) line_.error("only {} custom calls name a callback", kHostCallbackTarget);
+    if (has("builtin")) {
+      const std::string name = string("callback"), kind = string("builtin"), type = string("type");
+      const std::vector<int64_t> aliases = integers("aliases");
+      const bool host_copy = !flag("no_host_copy");
+      std::shared_ptr<const HostCallback> made;
+      try {
+        made = builtin_callback(kind, name);
+      } catch (const Error& e) {
+        line_.error("{}", e.what());
+      }
+      if (made->type_name != type || host_copy != made->copy_inputs_to_host ||
+          !std::ranges::equal(aliases, made->aliases))
+        line_.error("built-in callback '{}' is printed with another type, aliases or host copy than kiln's", name);
+      a.payload = std::const_pointer_cast<HostCallback>(made);
+      return;
+    }
     HostCallback callback{.name = string("callback"),
                           .type_name = string("type"),
                           .bind_hint = "",
@@ -349,8 +367,6 @@ class AttrReader {
         line_.error("callback alias {} is out of range", alias);
       callback.aliases.push_back(static_cast<int>(alias));
     }
-    if (flag("builtin"))
-      line_.error("built-in callback '{}' cannot be read back from text (its state is not printed)", callback.name);
     callback.bind_hint = fmt::format("exe.bind<{}>(&state, \"{}\")", callback.type_name, callback.name);
     a.payload = std::make_shared<HostCallback>(std::move(callback));
   }

@@ -121,9 +121,10 @@ struct AttrPrinter {
     std::string callback;
     if (a.target == kHostCallbackTarget && a.payload) {
       const auto& c = *static_cast<const HostCallback*>(a.payload.get());
-      callback = fmt::format(", callback={}, type={}, aliases={}{}{}", quoted(c.name), quoted(c.type_name),
-                             fmt::format("[{}]", fmt::join(c.aliases, ",")),
-                             c.copy_inputs_to_host ? "" : ", no_host_copy", c.builtin_state ? ", builtin" : "");
+      callback =
+          fmt::format(", callback={}, type={}, aliases={}{}{}", quoted(c.name), quoted(c.type_name),
+                      fmt::format("[{}]", fmt::join(c.aliases, ",")), c.copy_inputs_to_host ? "" : ", no_host_copy",
+                      c.builtin.empty() ? "" : ", builtin=" + quoted(c.builtin));
     }
     return fmt::format("{{target={}{}{}}}", quoted(a.target), callback, a.has_side_effect ? ", has_side_effect" : "");
   }

@@ -1,30 +1,28 @@
 // Saved executables: one file holding what an Executable is apart from its
-// weights, so that loading it compiles nothing (no C++ compiler needed).
+// weights, so that loading it compiles nothing (no C++ compiler needed). The
+// container is io/kiln_file.h's, of kind "executable":
 //
-//   "KILNEXE\0"  u32 format major, u32 format minor, u64 manifest bytes (little-endian)
-//   manifest     JSON: kiln version, backend, graph hash, parameters (names,
+//   manifest     kiln version, backend, graph hash, parameters (names,
 //                tagged shapes, how many are weights), output aliases, the
 //                result layout, the callbacks by name, the kernels' CPU
-//                features and compiler, and the sections: name, offset (from
-//                the end of the manifest checksum), size, checksum
-//   16 bytes     the manifest's checksum (Hash128, high then low)
+//                features and compiler
 //   sections     "graph": ir::print's text, read back by ir::parse; and the
 //                backend's artifacts (the CPU backend's kernels, a shared
-//                object loaded from memory)
+//                object loaded from memory; the kernel cache's entries hold
+//                the same sections)
 //
-// Load checks the magic, the major version, the manifest checksum, every
-// section's bounds and checksum and the backend before anything is used; the
-// backend then checks the CPU features. The program is rebuilt from the
-// graph with the saved kernels (the passes and memory planning run again,
-// deterministically, in milliseconds), so a file never holds pointers or the
-// in-memory layout of one kiln build's structures.
+// Load checks the container (magic, major version, checksums, bounds), the
+// kind and the backend before anything is used; the backend then checks the
+// CPU features. The program is rebuilt from the graph with the saved kernels
+// (the passes and memory planning run again, deterministically, in
+// milliseconds), so a file never holds pointers or the in-memory layout of
+// one kiln build's structures.
 #include <fmt/format.h>
 
-#include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "kiln/core/hash.h"
 #include "kiln/io/atomic_file.h"
+#include "kiln/io/kiln_file.h"
 #include "kiln/io/weight_source.h"
 #include "kiln/ir/hash.h"
 #include "kiln/ir/host_callback.h"
@@ -35,30 +33,6 @@ namespace kiln::detail {
 namespace {
 
 using json = nlohmann::json;
-
-constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'E', 'X', 'E', '\0'};
-constexpr uint32_t kFormatMajor = 1, kFormatMinor = 0;
-constexpr size_t kHeaderBytes = 8 + 4 + 4 + 8;
-constexpr uint64_t kMaxManifestBytes = 64 << 20;
-
-Hash128 checksum(std::string_view bytes) {
-  Hasher h;
-  h.bytes(bytes.data(), bytes.size());
-  return h.finish();
-}
-
-template <typename T>
-void put(std::string& out, T value) {
-  char bytes[sizeof(T)];
-  std::memcpy(bytes, &value, sizeof(T));  // the machines kiln runs on are little-endian
-  out.append(bytes, sizeof(T));
-}
-template <typename T>
-T get(std::string_view bytes, size_t offset) {
-  T value;
-  std::memcpy(&value, bytes.data() + offset, sizeof(T));
-  return value;
-}
 
 json shape_json(const Shape& s) {
   json dims = json::array(), tags = json::array();
@@ -108,7 +82,7 @@ std::string serialize_core(const ExecutableCore& core) {
   for (const ParameterSpec& p : core.parameters)
     parameters.push_back({{"name", p.name}, {"shape", shape_json(p.shape)}});
   json manifest = {
-      {"format", fmt::format("{}.{}", kFormatMajor, kFormatMinor)},
+      {"kind", "executable"},
       {"kiln_version", KILN_VERSION_STRING},
       {"backend", std::string(core.platform.name())},
       {"graph_hash", ir::hash(*core.graph).hex()},
@@ -120,25 +94,7 @@ std::string serialize_core(const ExecutableCore& core) {
   };
   if (const auto it = artifacts.find("cpu.features"); it != artifacts.end()) manifest["cpu_features"] = it->second;
   if (const auto it = artifacts.find("cpu.compiler"); it != artifacts.end()) manifest["compiler"] = it->second;
-  json listed = json::array();
-  uint64_t offset = 0;
-  for (const auto& [name, bytes] : sections) {
-    listed.push_back({{"name", name}, {"offset", offset}, {"size", bytes.size()}, {"checksum", checksum(bytes).hex()}});
-    offset += bytes.size();
-  }
-  manifest["sections"] = listed;
-  const std::string manifest_text = manifest.dump(1);
-
-  std::string head(kMagic, sizeof(kMagic));
-  put<uint32_t>(head, kFormatMajor);
-  put<uint32_t>(head, kFormatMinor);
-  put<uint64_t>(head, manifest_text.size());
-  head += manifest_text;
-  const Hash128 sum = checksum(manifest_text);
-  put<uint64_t>(head, sum.high);
-  put<uint64_t>(head, sum.low);
-  for (const auto& section : sections) head += section.second;
-  return head;
+  return io::write_kiln_file(std::move(manifest), sections);
 }
 
 void save_core(const ExecutableCore& core, const std::filesystem::path& path) {
@@ -153,66 +109,32 @@ ExecutableCore load_core(const std::filesystem::path& path, const Platform& plat
   return deserialize_core(text_of(*source), path.string(), platform);
 }
 
-namespace {
-
-// The manifest text of a saved executable, after the header and its checksum are checked.
-std::string_view checked_manifest(std::string_view bytes, const std::string& where) {
-  auto bad = [&](std::string_view problem) { fail("saved executable {}: {}", where, problem); };
-  if (bytes.size() < kHeaderBytes || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0)
-    bad(bytes.size() < kHeaderBytes &&
-                bytes.starts_with(std::string_view(kMagic, std::min(bytes.size(), sizeof(kMagic))))
-            ? "truncated (shorter than its header)"
-            : "not a kiln executable (no KILNEXE magic)");
-  const auto major = get<uint32_t>(bytes, 8), minor = get<uint32_t>(bytes, 12);
-  if (major != kFormatMajor)
-    bad(fmt::format("format version {}.{}; this kiln ({}) reads format {}.x: save it again with this kiln", major,
-                    minor, KILN_VERSION_STRING, kFormatMajor));
-  const auto manifest_size = get<uint64_t>(bytes, 16);
-  if (manifest_size > kMaxManifestBytes || manifest_size + 16 > bytes.size() - kHeaderBytes)
-    bad("truncated (the manifest runs past the end of the file)");
-  const std::string_view manifest_text = bytes.substr(kHeaderBytes, manifest_size);
-  const size_t data_start = kHeaderBytes + manifest_size + 16;
-  const Hash128 stored{get<uint64_t>(bytes, data_start - 16), get<uint64_t>(bytes, data_start - 8)};
-  if (!(checksum(manifest_text) == stored)) bad("corrupted (the manifest's checksum does not match)");
-  return manifest_text;
-}
-
-}  // namespace
-
-bool is_saved_executable(std::string_view bytes) {
-  return bytes.size() >= sizeof(kMagic) && std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) == 0;
-}
+bool is_saved_executable(std::string_view bytes) { return io::is_kiln_file(bytes); }
 
 std::string saved_manifest(const std::filesystem::path& path) {
   const io::SourcePtr source = map_saved(path);
-  return std::string(checked_manifest(text_of(*source), path.string()));
+  return std::string(io::kiln_file_manifest(text_of(*source), "saved executable", path.string()));
 }
 
 ExecutableCore deserialize_core(std::string_view bytes, const std::string& where, const Platform& platform) {
   auto bad = [&](std::string_view problem) { fail("saved executable {}: {}", where, problem); };
-  const std::string_view manifest_text = checked_manifest(bytes, where);
-  const size_t data_start = kHeaderBytes + manifest_text.size() + 16;
-
-  json manifest;
+  const io::KilnFile file = io::read_kiln_file(bytes, "saved executable", where);
+  if (file.kind != "executable")
+    bad(
+        fmt::format("it is a file of kind '{}' (a kernel cache entry holds kernels, not a program): load one "
+                    "written by Executable::save or kiln compile",
+                    file.kind));
+  const json& manifest = file.manifest;
   backend::Artifacts artifacts;
-  std::string graph_text;
+  std::string_view graph_text;
   ExecutableCore core;
   try {
-    manifest = json::parse(manifest_text);
     const std::string backend = manifest.at("backend").get<std::string>();
     if (backend != platform.name())
       bad(fmt::format("saved for the '{}' backend; it cannot be loaded on '{}'", backend, platform.name()));
-    const std::string_view data = bytes.substr(data_start);
-    for (const json& s : manifest.at("sections")) {
-      const std::string name = s.at("name").get<std::string>();
-      const auto offset = s.at("offset").get<uint64_t>(), size = s.at("size").get<uint64_t>();
-      if (offset > data.size() || size > data.size() - offset)
-        bad(fmt::format("truncated (section '{}' runs past the end of the file)", name));
-      const std::string_view section = data.substr(offset, size);
-      if (checksum(section).hex() != s.at("checksum").get<std::string>())
-        bad(fmt::format("corrupted (section '{}' does not match its checksum)", name));
+    for (const auto& [name, section] : file.sections) {
       if (name == "graph")
-        graph_text = std::string(section);
+        graph_text = section;
       else
         artifacts.emplace(name, std::string(section));
     }

@@ -19,7 +19,7 @@
 #include <set>
 #include <vector>
 
-#include "kiln/core/hash.h"
+#include "kiln/io/kiln_file.h"
 #include "support/expect_error.h"
 
 namespace kiln {
@@ -52,7 +52,7 @@ std::set<std::string> files_in(const fs::path& dir) {
 }
 
 // The files a finished entry leaves.
-std::set<std::string> entry_files(const std::string& key) { return {key + ".so", key + ".sum", key + ".lock"}; }
+std::set<std::string> entry_files(const std::string& key) { return {key + ".kexe", key + ".lock"}; }
 
 class CompilerTest : public testing::Test {
  protected:
@@ -104,7 +104,7 @@ TEST_F(CompilerTest, CompilesThenLoadsFromMemoryThenFromDisk) {
   EXPECT_FALSE(first->from_disk_cache());
   EXPECT_EQ(call_add(*first, 2, 3), 5);
   EXPECT_EQ(first->key(), cpu::cache_key(request));
-  EXPECT_EQ(fs::path(first->path()), dir_ / (first->key() + ".so"));
+  EXPECT_EQ(fs::path(first->path()), dir_ / (first->key() + ".kexe"));
   EXPECT_EQ(files_in(dir_), entry_files(first->key()));  // no temporary files left
   EXPECT_ERROR(first->symbol("kiln_no_such_symbol"), "no symbol 'kiln_no_such_symbol' in the compiled library");
   EXPECT_ERROR(first->symbol("kiln_no_such_symbol"), first->path());
@@ -161,14 +161,33 @@ TEST_F(CompilerTest, TwoProcessesBuildingOneNewKeyAtOnceCompileItOnce) {
   EXPECT_TRUE(cpu::load_library(request)->from_disk_cache());
 }
 
+TEST_F(CompilerTest, EntriesAreKilnFilesWithTheSavedExecutablesSections) {
+  const cpu::CompileRequest request = adder("entry format");
+  std::shared_ptr<const cpu::Library> library = cpu::load_library(request);
+  const std::string bytes = read_file(library->path());
+  const io::KilnFile file = io::read_kiln_file(bytes, "entry", library->path());
+  EXPECT_EQ(file.kind, "cpu kernels");
+  EXPECT_EQ(file.manifest.at("digest"), library->digest());
+  EXPECT_EQ(file.manifest.at("compiler"), cpu::compiler_identity());
+  ASSERT_TRUE(file.sections.contains("cpu.kernels." + library->digest()));
+  EXPECT_EQ(file.sections.at("cpu.kernels." + library->digest()), library->bytes());
+  EXPECT_TRUE(
+      library->bytes().starts_with("\x7f"
+                                   "ELF"));
+  EXPECT_TRUE(file.sections.contains("cpu.features"));
+  EXPECT_EQ(file.sections.at("cpu.compiler"), cpu::compiler_identity());
+}
+
 TEST_F(CompilerTest, DamagedEntriesAreRebuiltNotLoaded) {
   const cpu::CompileRequest request = adder("damaged");
   const std::string key = cpu::cache_key(request);
-  const fs::path so = dir_ / (key + ".so"), sum = dir_ / (key + ".sum");
-  cpu::load_library(request);
+  const fs::path entry = dir_ / (key + ".kexe");
+  const std::shared_ptr<const cpu::Library> built = cpu::load_library(request);
+  const std::string digest = built->digest(), so = built->bytes(), good = read_file(entry);
   const auto damage_then_load = [&](const std::string& how, const std::function<void()>& damage) {
     SCOPED_TRACE(how);
-    cpu::clear_memory_cache();  // dlclose'd: nothing maps the file while it is damaged in place
+    cpu::clear_memory_cache();
+    write_file(entry, good);
     damage();
     const int runs = cpu::compiler_runs();
     std::shared_ptr<const cpu::Library> library = cpu::load_library(request);
@@ -178,16 +197,17 @@ TEST_F(CompilerTest, DamagedEntriesAreRebuiltNotLoaded) {
     EXPECT_EQ(files_in(dir_), entry_files(key));
   };
   damage_then_load("garbage in the middle", [&] {
-    std::fstream file(so, std::ios::in | std::ios::out | std::ios::binary);
-    file.seekp(static_cast<std::streamoff>(fs::file_size(so) / 2));
+    std::fstream file(entry, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(static_cast<std::streamoff>(fs::file_size(entry) / 2));
     file << std::string(4096, '\xab');
   });
-  damage_then_load("truncated", [&] { fs::resize_file(so, fs::file_size(so) / 2); });
-  damage_then_load("checksum missing", [&] { fs::remove(sum); });
-  damage_then_load("checksum right, but dlopen fails", [&] {
-    const std::string junk = "not a shared object";
-    write_file(so, junk);
-    write_file(sum, hash_bytes(junk).hex() + "\n");
+  damage_then_load("truncated", [&] { fs::resize_file(entry, fs::file_size(entry) / 2); });
+  damage_then_load("empty", [&] { fs::resize_file(entry, 0); });
+  damage_then_load("a saved executable's kind", [&] {
+    write_file(entry, io::write_kiln_file({{"kind", "executable"}}, {{"cpu.kernels." + digest, so}}));
+  });
+  damage_then_load("checksums right, but dlopen fails", [&] {
+    write_file(entry, io::write_kiln_file({{"kind", "cpu kernels"}}, {{"cpu.kernels." + digest, "not an ELF"}}));
   });
 }
 

@@ -1,11 +1,12 @@
 // The compiler stage of the CPU backend (see compiler.h).
 //
 // Disk layout: in cache_directory(), the files of one entry are named by its key (32 hex digits):
-//   <key>.so    the shared object. Always published by rename(), so it is never seen half-written, and never
-//               changed in place afterwards (processes may have it mapped).
-//   <key>.sum   the hex kiln::hash_bytes of the .so's bytes and "\n", published (also by rename) after the .so.
-//               A .so whose .sum is missing or does not match is a crashed, truncated or damaged entry: it is
-//               removed and rebuilt, never loaded.
+//   <key>.kexe  the entry: a kiln file (io/kiln_file.h, the saved executables' container) of kind "cpu kernels",
+//               holding the shared object as section "cpu.kernels.<digest>" beside "cpu.features" and
+//               "cpu.compiler", the sections a saved executable holds for it. Always published by rename(), so it
+//               is never seen half-written. An entry whose checksums do not match, or that does not load, is a
+//               crashed, truncated or damaged one: it is removed and rebuilt, never loaded. Libraries are loaded
+//               from memory (a memfd), so an entry may be replaced while processes use what it held.
 //   <key>.lock  flock'ed around check-compile-publish, so processes building one key at once compile it once.
 //               Never removed: removing a lock file races with a process that has just opened it.
 //   <key>.cpp   the source, only while $KILN_KEEP_SOURCE is set (for debugging a kernel).
@@ -38,6 +39,8 @@
 
 #include "kiln/core/error.h"
 #include "kiln/core/hash.h"
+#include "kiln/io/kiln_file.h"
+#include "kiln/io/weight_source.h"
 #include "kiln/version.h"
 
 extern char** environ;
@@ -48,7 +51,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::string_view kKilnVersion = "kiln-" KILN_VERSION_STRING;
-constexpr uint64_t kCacheFormat = 1;  // bump when the layout above or the key's contents change
+constexpr uint64_t kCacheFormat = 2;  // bump when the layout above or the key's contents change
 constexpr int kMessageLines = 40;     // of the compiler's output, in an error
 
 std::atomic<int> compiler_run_count{0};
@@ -315,9 +318,9 @@ int wait_for_compiler(pid_t pid, const CompileRequest& request) {
   return status;
 }
 
-// Compiles into temporary files next to `so`, then publishes `so` and its checksum `sum`.
-void compile(const CompileRequest& request, const std::string& cxx, const fs::path& so, const fs::path& sum) {
-  const std::string base = temp_name(so.parent_path(), so.stem().string());
+// Compiles in temporary files named after `entry` (removed when it returns) and returns the shared object's bytes.
+std::string compile(const CompileRequest& request, const std::string& cxx, const fs::path& entry) {
+  const std::string base = temp_name(entry.parent_path(), entry.stem().string());
   const std::string cpp = base + ".cpp", out = base + ".so", log = base + ".log";
   struct Cleanup {
     const std::string& base;
@@ -342,16 +345,16 @@ void compile(const CompileRequest& request, const std::string& cxx, const fs::pa
   const int status = wait_for_compiler(pid, request);
 
   if (!succeeded(status)) {
-    fs::path kept = so;
+    fs::path kept = entry;
     kept.replace_extension(".cpp");
     const std::string where = env("KILN_KEEP_SOURCE").empty() ? "set KILN_KEEP_SOURCE=1 to keep the source"
                                                               : "the source is kept at " + kept.string();
     fail("compiling {} failed ({}): {}\n{}({})", request.what, describe(status), command_line(argv),
          first_lines(read_file(log).value_or("")), where);
   }
-  const std::optional<std::string> bytes = read_file(out);
-  if (!bytes || std::rename(out.c_str(), so.c_str()) != 0) fail("cannot publish the compiled library {}", so.string());
-  publish_file(sum, hash_bytes(*bytes).hex() + "\n");  // if this fails, the entry is only rebuilt next time
+  std::optional<std::string> bytes = read_file(out);
+  if (!bytes) fail("cannot read the compiled library {}", out);
+  return std::move(*bytes);
 }
 
 // RTLD_NOW: a missing symbol fails here, not at a first call in the middle of a run. RTLD_LOCAL: libraries'
@@ -366,8 +369,28 @@ void* open_library(const fs::path& so) {
   return handle;
 }
 
-// A library from bytes in memory (a saved executable's): an anonymous
-// memory file, dlopen'ed through /proc/self/fd, so nothing is written to disk.
+// A library from bytes in memory (a saved executable's, a cache entry's): an anonymous memory file, dlopen'ed
+// through /proc/self/fd, so nothing is written to disk and the file it came from may change afterwards.
+std::shared_ptr<const Library> load_bytes(std::string_view so, std::string key, const std::string& digest,
+                                          std::string path, bool from_disk_cache) {
+  const int fd = static_cast<int>(syscall(SYS_memfd_create, ("kiln-" + digest).c_str(), 1u /* MFD_CLOEXEC */));
+  if (fd < 0) fail("cannot create a memory file for the kernels {}: {}", path, std::strerror(errno));
+  Fd on_failure{fd};  // closes it unless the library takes it
+  for (size_t done = 0; done < so.size();) {
+    const ssize_t n = ::write(fd, so.data() + done, so.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail("cannot write the kernels {} to a memory file: {}", path, std::strerror(errno));
+    done += static_cast<size_t>(n);
+  }
+  void* handle = open_library(fmt::format("/proc/self/fd/{}", fd));
+  if (!handle) {
+    const char* why = dlerror();
+    fail("cannot load the kernels {} (digest {}): {}", path, digest, why ? why : "unknown error");
+  }
+  on_failure.fd = -1;
+  return std::make_shared<Library>(handle, std::move(key), digest, std::move(path), from_disk_cache, fd);
+}
+
 std::shared_ptr<const Library> load_from_memory(const CompileRequest& request, const std::string& digest) {
   const auto it = request.prebuilt->find("cpu.kernels." + digest);
   if (it == request.prebuilt->end())
@@ -375,25 +398,38 @@ std::shared_ptr<const Library> load_from_memory(const CompileRequest& request, c
         "the saved executable holds no {} for this program (digest {}): it was saved by another kiln version, or "
         "with other flags",
         request.what, digest);
-  const int fd = static_cast<int>(syscall(SYS_memfd_create, ("kiln-" + digest).c_str(), 1u /* MFD_CLOEXEC */));
-  if (fd < 0) fail("cannot create a memory file for the saved kernels: {}", std::strerror(errno));
-  Fd on_failure{fd};  // closes it unless the library takes it
-  for (size_t done = 0; done < it->second.size();) {
-    const ssize_t n = ::write(fd, it->second.data() + done, it->second.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) fail("cannot write the saved kernels to a memory file: {}", std::strerror(errno));
-    done += static_cast<size_t>(n);
+  return load_bytes(it->second, "saved:" + digest, digest, "(saved executable)", true);
+}
+
+// The cache entry for a shared object: the sections a saved executable holds for it.
+std::string cache_entry(const std::string& so, const std::string& digest, const std::string& identity) {
+  const std::string features = fmt::format("{}", fmt::join(host_isa_features(), " "));
+  nlohmann::json manifest = {{"kind", "cpu kernels"}, {"kiln_version", KILN_VERSION_STRING},
+                             {"backend", "cpu"},      {"digest", digest},
+                             {"compiler", identity},  {"cpu_features", features}};
+  return io::write_kiln_file(std::move(manifest),
+                             {{"cpu.kernels." + digest, so}, {"cpu.features", features}, {"cpu.compiler", identity}});
+}
+
+// The library an existing entry holds, or null when it is damaged or does not load (then it is rebuilt).
+std::shared_ptr<const Library> load_entry(const fs::path& entry, const std::string& key, const std::string& digest) {
+  try {
+    const io::SourcePtr source = io::map_file(entry);
+    const auto bytes = source->bytes();
+    const io::KilnFile file = io::read_kiln_file({reinterpret_cast<const char*>(bytes.data()), bytes.size()},
+                                                 "kernel cache entry", entry.string());
+    const auto it = file.sections.find("cpu.kernels." + digest);
+    if (file.kind != "cpu kernels" || it == file.sections.end()) return nullptr;
+    return load_bytes(it->second, key, digest, entry.string(), true);
+  } catch (const Error&) {
+    return nullptr;
   }
-  void* handle = open_library(fmt::format("/proc/self/fd/{}", fd));
-  if (!handle) fail("cannot load the saved kernels (digest {}): {}", digest, dlerror());
-  on_failure.fd = -1;
-  return std::make_shared<Library>(handle, "saved:" + digest, digest, "(saved executable)", true, it->second, fd);
 }
 
 std::shared_ptr<const Library> load_through_disk(const CompileRequest& request, const std::string& cxx,
                                                  const std::string& key) {
   const fs::path dir = cache_directory();
-  const fs::path so = dir / (key + ".so"), sum = dir / (key + ".sum");
+  const fs::path entry = dir / (key + ".kexe");
   // One open() per call, so threads of this process exclude each other too. Without a lock (a file system that
   // has none) both may compile; the renames still keep every file whole.
   const Fd lock{open((dir / (key + ".lock")).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)};
@@ -403,24 +439,15 @@ std::shared_ptr<const Library> load_through_disk(const CompileRequest& request, 
   }
   if (!env("KILN_KEEP_SOURCE").empty()) publish_file(dir / (key + ".cpp"), request.source);
 
+  const std::string digest = digest_of(request);
   std::error_code ignored;
-  if (fs::exists(so, ignored)) {
-    const std::optional<std::string> bytes = read_file(so), expected = read_file(sum);
-    if (bytes && expected && hash_bytes(*bytes).hex() + "\n" == *expected) {
-      if (void* handle = open_library(so))
-        return std::make_shared<Library>(handle, key, digest_of(request), so.string(), true);
-    }
-    // Half-written, damaged or not loadable: rebuilt, never trusted.
-    fs::remove(so, ignored);
-    fs::remove(sum, ignored);
+  if (fs::exists(entry, ignored)) {
+    if (auto library = load_entry(entry, key, digest)) return library;
+    fs::remove(entry, ignored);  // half-written, damaged or not loadable: rebuilt, never trusted
   }
-  compile(request, cxx, so, sum);
-  void* handle = open_library(so);
-  if (!handle) {
-    const char* why = dlerror();
-    fail("cannot load the compiled library {}: {}", so.string(), why ? why : "unknown error");
-  }
-  return std::make_shared<Library>(handle, key, digest_of(request), so.string(), false);
+  const std::string so = compile(request, cxx, entry);
+  publish_file(entry, cache_entry(so, digest, identity_of(cxx)));  // if this fails, it is only rebuilt next time
+  return load_bytes(so, key, digest, entry.string(), false);
 }
 
 struct MemoryCache {
@@ -438,25 +465,30 @@ MemoryCache& memory_cache() {
 }  // namespace
 
 Library::Library(void* handle, std::string key, std::string digest, std::string path, bool from_disk_cache,
-                 std::string bytes, int memory_fd)
+                 int memory_fd)
     : handle_(handle),
       key_(std::move(key)),
       digest_(std::move(digest)),
       path_(std::move(path)),
-      bytes_(std::move(bytes)),
       memory_fd_(memory_fd),
       from_disk_cache_(from_disk_cache) {}
 
 std::string Library::bytes() const {
-  if (!bytes_.empty()) return bytes_;
-  std::optional<std::string> read = read_file(path_);
-  if (!read) fail("cannot read the compiled library {}", path_);
-  return std::move(*read);
+  struct stat info {};
+  if (fstat(memory_fd_, &info) != 0) fail("cannot read the kernels {}: {}", path_, std::strerror(errno));
+  std::string out(static_cast<size_t>(info.st_size), '\0');
+  for (size_t done = 0; done < out.size();) {
+    const ssize_t n = pread(memory_fd_, out.data() + done, out.size() - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail("cannot read the kernels {}: {}", path_, std::strerror(errno));
+    done += static_cast<size_t>(n);
+  }
+  return out;
 }
 
 Library::~Library() {
   dlclose(handle_);
-  if (memory_fd_ >= 0) close(memory_fd_);
+  close(memory_fd_);
 }
 
 void* Library::symbol(std::string_view name) const {

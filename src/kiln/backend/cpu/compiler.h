@@ -3,7 +3,9 @@
 // a shared object built by the system C++ compiler -> a dlopen'ed Library.
 // Libraries are cached twice, by a key that hashes everything that decides
 // the binary: in memory (one dlopen per key per process) and on disk (no
-// compiler run when another process, or an earlier run, built the same key).
+// compiler run when another process, or an earlier run, built the same key),
+// as kiln files of kind "cpu kernels" (io/kiln_file.h), the container saved
+// executables use.
 // Every function here is safe to call from several threads and processes.
 #include <filesystem>
 #include <functional>
@@ -19,12 +21,10 @@ namespace kiln::cpu {
 // Library alive as long as any symbol taken from it is used.
 class Library {
  public:
-  // Made by load_library; takes ownership of a dlopen handle.
-  // `bytes` and `memory_fd`: a library loaded from memory, and the memory
-  // file it was loaded through, kept open while it is loaded (dlopen tells
-  // libraries apart by path, and /proc/self/fd/N names are reused).
-  Library(void* handle, std::string key, std::string digest, std::string path, bool from_disk_cache,
-          std::string bytes = {}, int memory_fd = -1);
+  // Made by load_library; takes ownership of a dlopen handle and of the
+  // memory file it was loaded through, kept open while it is loaded (dlopen
+  // tells libraries apart by path, and /proc/self/fd/N names are reused).
+  Library(void* handle, std::string key, std::string digest, std::string path, bool from_disk_cache, int memory_fd);
   ~Library();
   Library(const Library&) = delete;
   Library& operator=(const Library&) = delete;
@@ -33,7 +33,7 @@ class Library {
   // the symbol and the library when there is none.
   void* symbol(std::string_view name) const;
   const std::string& key() const { return key_; }    // the cache key (32 hex digits)
-  const std::string& path() const { return path_; }  // where the .so is
+  const std::string& path() const { return path_; }  // the cache entry it came from
   // A hash of the source, the flags and the kiln version (not the compiler or
   // the machine): the name of the library in a saved executable.
   const std::string& digest() const { return digest_; }
@@ -45,7 +45,6 @@ class Library {
  private:
   void* handle_;
   std::string key_, digest_, path_;
-  std::string bytes_;  // loaded from memory: the bytes it came from
   int memory_fd_;
   bool from_disk_cache_;
 };
