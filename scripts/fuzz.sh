@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang-16 and runs one of them on a corpus
 # seeded with the test fixtures (valid and malformed files).
-# Usage: scripts/fuzz.sh [safetensors|json|gguf|llama2c|ir_parse] [seconds, default 600]
+# Usage: scripts/fuzz.sh [safetensors|json|gguf|llama2c|ir_parse|kiln_file] [seconds, default 600]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${1:-safetensors}"
@@ -26,6 +26,9 @@ elif [[ "$target" == llama2c ]]; then
 elif [[ "$target" == ir_parse ]]; then
   dict=(-dict=fuzz/ir.dict)
   cp fuzz/ir_seed.ir "$corpus"/
+elif [[ "$target" == kiln_file ]]; then
+  dict=(-dict=fuzz/ir.dict)
+  KILN_FUZZ_WRITE_SEED="$corpus/seed.kexe" "build/fuzz/fuzz/kiln_file_fuzz"
 elif [[ "$target" == safetensors ]]; then
   dict=(-dict=fuzz/safetensors.dict)
   find tests/fixtures examples/data -name '*.safetensors' -exec cp {} "$corpus"/ \; 2>/dev/null || true

@@ -117,6 +117,7 @@ TEST_P(Safetensors, WriterRejectsBadNames) {
   HostBuffer a = HostBuffer::allocate(Shape({1}, DType::f32));
   EXPECT_ERROR(serialize_safetensors({{"x", a}, {"x", a}}), "tensor 'x' is given twice");
   EXPECT_ERROR(serialize_safetensors({{"", a}}), "invalid tensor name");
+  EXPECT_ERROR(serialize_safetensors({{"w\xff", a}}), "a tensor name or metadata value is not UTF-8");
   EXPECT_ERROR(write_safetensors("/nonexistent-dir/x.safetensors", {{"x", a}}), "cannot create a temporary file");
 }
 

@@ -185,6 +185,13 @@ TEST(SavedExecutable, BuiltinPrintCallbacksNeedNoBind) {
   }
 }
 
+// Found by kiln_file_fuzz: a name that is not UTF-8 cannot go into the JSON manifest.
+TEST(SavedExecutable, SavingANameThatIsNotUtf8IsAClearError) {
+  const auto exe = compile_fn(
+      Platform::reference(), [](Tensor x) { return callback<Counter>({x}, {kSmall}, "Co\x8b\x98ter")[0]; }, kSmall);
+  EXPECT_ERROR(exe.serialize(), "manifest holds text that is not UTF-8");
+}
+
 TEST(SavedExecutable, KilnInspectShowsTheManifest) {
   const fs::path file = temp_path("inspect.kexe");
   small_exe(Platform::cpu()).save(file);

@@ -23,6 +23,15 @@
 
 namespace kiln::io {
 
+// False only in fuzz builds (KILN_FUZZ_SKIP_CHECKSUMS), where checksums, and
+// the graph hash of a saved executable, would stop every mutation before the
+// code behind them runs.
+#ifdef KILN_FUZZ_SKIP_CHECKSUMS
+inline constexpr bool kVerifyChecksums = false;
+#else
+inline constexpr bool kVerifyChecksums = true;
+#endif
+
 inline constexpr uint32_t kKilnFileMajor = 1;
 // 1.1 added "kind"; a 1.0 file (no kind) is an executable.
 inline constexpr uint32_t kKilnFileMinor = 1;

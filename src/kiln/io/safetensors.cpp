@@ -197,7 +197,12 @@ std::pair<std::string, std::vector<const std::pair<std::string, HostBuffer>*>> b
                         {"data_offsets", {offset, offset + size}}};
     offset += size;
   }
-  std::string text = header.dump();
+  std::string text;
+  try {
+    text = header.dump();
+  } catch (const nlohmann::json::type_error& e) {  // JSON text must be UTF-8
+    fail("write_safetensors: a tensor name or metadata value is not UTF-8: {}", e.what());
+  }
   text.append((8 - (8 + text.size()) % 8) % 8, ' ');
   return {std::move(text), std::move(order)};
 }
