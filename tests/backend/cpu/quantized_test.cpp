@@ -73,43 +73,45 @@ std::vector<double> double_sums(const std::vector<double>& x, const HostBuffer& 
 // quantize_lhs() rounded them, whose rounding stays within half a step of
 // each block's scale.
 TEST(QuantizedMatmul, DecodeRowsMatchDoubleSumsForEveryTypeAndIsa) {
-  constexpr int64_t k = 512 + 32, n = 37;  // an odd number of 32-blocks for the pairwise kernels' tail
+  constexpr int64_t n = 37;
   int integer_checked = 0;
-  for (const DType d : kTypes) {
-    const int64_t kd = k / block_size(d) * block_size(d);  // the k-quants take whole 256-blocks
-    const HostBuffer w = quantize(random_f32(Shape({n, kd}), 1), d);
-    const HostBuffer w_f32 = dequantize(w);
-    for (int64_t m : {1, 3, 8}) {
-      const HostBuffer x = random_f32(Shape({m, kd}), 2);
-      const auto xs = x.span<float>();
-      const std::vector<double> exact = double_sums({xs.begin(), xs.end()}, w_f32, m, n, kd);
-      Q8Rows q8;
-      std::vector<double> rounded;
-      if (has_integer_kernel(d, best_matvec_isa())) {
-        quantize_lhs(xs.data(), kd, m, kd, q8);
-        for (int64_t i = 0; i < m * kd; ++i) {
-          const double step = q8.lane_scale[static_cast<size_t>(i / 4)];
-          rounded.push_back(q8.values[static_cast<size_t>(i)] * step);
-          ASSERT_LE(std::abs(rounded.back() - xs[static_cast<size_t>(i)]), 0.5 * step + 1e-7) << i;
+  // 17 and 19 32-blocks: the kernels step 4 blocks at a time, then 2, then 1.
+  for (const int64_t k : {512 + 32, 512 + 96})
+    for (const DType d : kTypes) {
+      const int64_t kd = k / block_size(d) * block_size(d);  // the k-quants take whole 256-blocks
+      const HostBuffer w = quantize(random_f32(Shape({n, kd}), 1), d);
+      const HostBuffer w_f32 = dequantize(w);
+      for (int64_t m : {1, 3, 8}) {
+        const HostBuffer x = random_f32(Shape({m, kd}), 2);
+        const auto xs = x.span<float>();
+        const std::vector<double> exact = double_sums({xs.begin(), xs.end()}, w_f32, m, n, kd);
+        Q8Rows q8;
+        std::vector<double> rounded;
+        if (has_integer_kernel(d, best_matvec_isa())) {
+          quantize_lhs(xs.data(), kd, m, kd, q8);
+          for (int64_t i = 0; i < m * kd; ++i) {
+            const double step = q8.lane_scale[static_cast<size_t>(i / 4)];
+            rounded.push_back(q8.values[static_cast<size_t>(i)] * step);
+            ASSERT_LE(std::abs(rounded.back() - xs[static_cast<size_t>(i)]), 0.5 * step + 1e-7) << i;
+          }
+        }
+        const std::vector<double> integer =
+            rounded.empty() ? std::vector<double>{} : double_sums(rounded, w_f32, m, n, kd);
+        for (MatvecIsa isa : {MatvecIsa::scalar, MatvecIsa::avx512, MatvecIsa::avx512_bf16}) {
+          if (isa > best_matvec_isa()) continue;
+          const bool uses_integers = has_integer_kernel(d, isa);
+          const std::vector<double>& want = uses_integers ? integer : exact;
+          std::vector<float> y(static_cast<size_t>(m * n), -1.0f);
+          quantized_rows(d, xs.data(), kd, uses_integers ? &q8 : nullptr, m, w.data(), quantized_row_bytes(d, kd), kd,
+                         0, n, y.data(), n, isa);
+          for (size_t i = 0; i < y.size(); ++i)
+            ASSERT_NEAR(y[i], want[i], 1e-4 + 1e-4 * std::abs(want[i]))
+                << name(d) << " m=" << m << " isa " << static_cast<int>(isa) << (uses_integers ? " (integer)" : "")
+                << " at " << i;
+          integer_checked += uses_integers ? 1 : 0;
         }
       }
-      const std::vector<double> integer =
-          rounded.empty() ? std::vector<double>{} : double_sums(rounded, w_f32, m, n, kd);
-      for (MatvecIsa isa : {MatvecIsa::scalar, MatvecIsa::avx512, MatvecIsa::avx512_bf16}) {
-        if (isa > best_matvec_isa()) continue;
-        const bool uses_integers = has_integer_kernel(d, isa);
-        const std::vector<double>& want = uses_integers ? integer : exact;
-        std::vector<float> y(static_cast<size_t>(m * n), -1.0f);
-        quantized_rows(d, xs.data(), kd, uses_integers ? &q8 : nullptr, m, w.data(), quantized_row_bytes(d, kd), kd, 0,
-                       n, y.data(), n, isa);
-        for (size_t i = 0; i < y.size(); ++i)
-          ASSERT_NEAR(y[i], want[i], 1e-4 + 1e-4 * std::abs(want[i]))
-              << name(d) << " m=" << m << " isa " << static_cast<int>(isa) << (uses_integers ? " (integer)" : "")
-              << " at " << i;
-        integer_checked += uses_integers ? 1 : 0;
-      }
     }
-  }
   if (integer_checked == 0) GTEST_SKIP() << "this CPU has no avx512_vnni: only the exact kernels were checked";
 }
 

@@ -63,11 +63,17 @@ KILN_VNNI inline float half_to_float(const std::byte* p) {
   return _cvtsh_ss(bits);
 }
 
+// The weight rows stream from memory; the hardware prefetchers alone kept
+// one core's q4_0 decode at about 21 tokens/s (TinyLlama shape, Zen 5), two
+// lines 2 KiB ahead per step (a step reads 72 or 136 bytes) at about 24.
+KILN_VNNI inline void prefetch_weights(const std::byte* p) {
+  constexpr int kAhead = 2048;
+  _mm_prefetch(reinterpret_cast<const char*>(p) + kAhead, _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(p) + kAhead + 64, _MM_HINT_T0);
+}
+
 // Two 256-bit halves into one 512-bit vector: lo in lanes 0-7.
 KILN_VNNI inline __m512i join(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
-KILN_VNNI inline __m512 join_scales(float lo, float hi) {
-  return _mm512_insertf32x8(_mm512_set1_ps(lo), _mm256_set1_ps(hi), 1);
-}
 
 // The 32 nibbles of a q4_0 block in element order (low nibbles are elements 0-15).
 KILN_VNNI inline __m256i nibbles_of_q4_0(const std::byte* qs) {
@@ -76,36 +82,85 @@ KILN_VNNI inline __m256i nibbles_of_q4_0(const std::byte* qs) {
   return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), mask), _mm_and_si128(q, mask));
 }
 
+// Four q4_0 blocks (72 bytes) per step, from three loads: the 16 nibble
+// bytes of two blocks into one vector [qs0, qs0, qs1, qs1], their high
+// halves shifted down in the second and fourth 128-bit lanes and masked, so
+// the lanes hold elements 0-15, 16-31 of one block, then of the next, in the
+// activations' order; the four f16 scales (16-bit words 0, 9, 18 and 27 of
+// the blocks' first 64 bytes) spread to their lanes by one vpermw. The
+// offset 8 is taken off at the end: sum over lanes of scale x the lane's
+// activation offset (lane_offset = activation scale x lane sum).
+KILN_VNNI inline __m512i nibbles_of_two_q4_0(const std::byte* p) {
+  constexpr int kBytes = 18;
+  const __m256i both =
+      _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(p + kBytes + 2), reinterpret_cast<const __m128i*>(p + 2));
+  const __m512i wide = _mm512_castsi256_si512(both);
+  const __m512i doubled = _mm512_shuffle_i64x2(wide, wide, _MM_SHUFFLE(1, 1, 0, 0));
+  const __m512i shifted = _mm512_mask_srli_epi16(doubled, 0xFF00FF00u, doubled, 4);
+  return _mm512_and_si512(shifted, _mm512_set1_epi8(0x0F));
+}
+
 KILN_VNNI float dot_q4_0(const std::byte* w, const Q8Rows& x, int64_t j, int64_t k) {
   constexpr int64_t kBytes = 18;
   const int8_t* xq = x.values.data() + j * k;
   const float* xs = x.lane_scale.data() + j * k / 4;
+  const float* xoff = x.lane_offset.data() + j * k / 4;
   const int32_t* xsum = x.lane_sum.data() + j * k / 4;
   const int64_t blocks = k / 32;
-  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};  // two chains of adds, not one
+  const __m512i scale_words = _mm512_set_epi16(27, 27, 27, 27, 27, 27, 27, 27, 18, 18, 18, 18, 18, 18, 18, 18, 9, 9, 9,
+                                               9, 9, 9, 9, 9, 0, 0, 0, 0, 0, 0, 0, 0);
+  // Named accumulators, not arrays indexed in a loop: those GCC keeps in memory.
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  __m512 offset0 = _mm512_setzero_ps(), offset1 = _mm512_setzero_ps();
   int64_t b = 0;
-  for (; b + 2 <= blocks; b += 2) {
+  for (; b + 4 <= blocks; b += 4) {
     const std::byte* p = w + b * kBytes;
-    const __m512i q = join(nibbles_of_q4_0(p + 2), nibbles_of_q4_0(p + kBytes + 2));
-    __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512(xq + b * 32));
-    dot = _mm512_sub_epi32(dot, _mm512_slli_epi32(_mm512_loadu_si512(xsum + b * 8), 3));
-    const __m512 scale =
-        _mm512_mul_ps(join_scales(half_to_float(p), half_to_float(p + kBytes)), _mm512_loadu_ps(xs + b * 8));
-    acc[b / 2 % 2] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[b / 2 % 2]);
+    const int8_t* a = xq + b * 32;
+    const int64_t lane = b * 8;
+    prefetch_weights(p);
+    const __m512i halves = _mm512_permutexvar_epi16(scale_words, _mm512_loadu_si512(p));
+    const __m512 scale0 = _mm512_cvtph_ps(_mm512_castsi512_si256(halves));
+    const __m512 scale1 = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(halves, 1));
+    const __m512i dot0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), nibbles_of_two_q4_0(p), _mm512_loadu_si512(a));
+    const __m512i dot1 =
+        _mm512_dpbusd_epi32(_mm512_setzero_si512(), nibbles_of_two_q4_0(p + 2 * kBytes), _mm512_loadu_si512(a + 64));
+    acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot0), _mm512_mul_ps(scale0, _mm512_loadu_ps(xs + lane)), acc0);
+    acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot1), _mm512_mul_ps(scale1, _mm512_loadu_ps(xs + lane + 16)), acc1);
+    offset0 = _mm512_fmadd_ps(scale0, _mm512_loadu_ps(xoff + lane), offset0);
+    offset1 = _mm512_fmadd_ps(scale1, _mm512_loadu_ps(xoff + lane + 16), offset1);
   }
-  float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
-  for (; b < blocks; ++b) {  // an odd last block
+  float sum = _mm512_reduce_add_ps(
+      _mm512_fmadd_ps(_mm512_set1_ps(-8.0f), _mm512_add_ps(offset0, offset1), _mm512_add_ps(acc0, acc1)));
+  for (; b < blocks; ++b) {  // the last one to three blocks
     const std::byte* p = w + b * kBytes;
     const __m256i q = nibbles_of_q4_0(p + 2);
     const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q,
                                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32)));
     int32_t lanes[8];
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(lanes), dot);
-    int32_t total = 0, offset = 0;
-    for (int i = 0; i < 8; ++i) total += lanes[i], offset += xsum[b * 8 + i];
-    sum += half_to_float(p) * xs[b * 8] * static_cast<float>(total - 8 * offset);
+    int32_t total = 0, lane_offset = 0;
+    for (int i = 0; i < 8; ++i) total += lanes[i], lane_offset += xsum[b * 8 + i];
+    sum += half_to_float(p) * xs[b * 8] * static_cast<float>(total - 8 * lane_offset);
   }
   return sum;
+}
+
+// Two q8_0 blocks (68 bytes) against 64 activations, added to `acc`: the
+// scales are 16-bit words 0 and 17 of the pair's first 64 bytes.
+KILN_VNNI inline __m512 two_q8_0(const std::byte* p, const int8_t* x, const float* xs, __m512 acc) {
+  constexpr int64_t kBytes = 34;
+  // Lanes 0-7 take word 0 (the first block's scale), lanes 8-15 word 17; the upper 16 are unused.
+  const __m512i scale_words = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 17, 17, 17, 17, 17, 17,
+                                               17, 17, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m512i q = join(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2)),
+                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kBytes + 2)));
+  const __m512i a = _mm512_loadu_si512(x);
+  // |w| times a with w's sign: an unsigned by signed product for vpdpbusd.
+  const __m512i signed_a = _mm512_mask_sub_epi8(a, _mm512_movepi8_mask(q), _mm512_setzero_si512(), a);
+  const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(q), signed_a);
+  const __m512i halves = _mm512_permutexvar_epi16(scale_words, _mm512_loadu_si512(p));
+  const __m512 scale = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(halves)), _mm512_loadu_ps(xs));
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc);
 }
 
 KILN_VNNI float dot_q8_0(const std::byte* w, const Q8Rows& x, int64_t j, int64_t k) {
@@ -113,21 +168,19 @@ KILN_VNNI float dot_q8_0(const std::byte* w, const Q8Rows& x, int64_t j, int64_t
   const int8_t* xq = x.values.data() + j * k;
   const float* xs = x.lane_scale.data() + j * k / 4;
   const int64_t blocks = k / 32;
-  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};  // two chains of adds, not one
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();  // two chains of adds, in registers
   int64_t b = 0;
-  for (; b + 2 <= blocks; b += 2) {
+  for (; b + 4 <= blocks; b += 4) {
     const std::byte* p = w + b * kBytes;
-    const __m512i q = join(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2)),
-                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kBytes + 2)));
-    const __m512i a = _mm512_loadu_si512(xq + b * 32);
-    // |w| times a with w's sign: an unsigned by signed product for vpdpbusd.
-    const __m512i signed_a = _mm512_mask_sub_epi8(a, _mm512_movepi8_mask(q), _mm512_setzero_si512(), a);
-    const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(q), signed_a);
-    const __m512 scale =
-        _mm512_mul_ps(join_scales(half_to_float(p), half_to_float(p + kBytes)), _mm512_loadu_ps(xs + b * 8));
-    acc[b / 2 % 2] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[b / 2 % 2]);
+    prefetch_weights(p);
+    acc0 = two_q8_0(p, xq + b * 32, xs + b * 8, acc0);
+    acc1 = two_q8_0(p + 2 * kBytes, xq + b * 32 + 64, xs + b * 8 + 16, acc1);
   }
-  float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+  if (b + 2 <= blocks) {
+    acc0 = two_q8_0(w + b * kBytes, xq + b * 32, xs + b * 8, acc0);
+    b += 2;
+  }
+  float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
   for (; b < blocks; ++b) {
     const std::byte* p = w + b * kBytes;
     const auto* q = reinterpret_cast<const int8_t*>(p + 2);
@@ -209,6 +262,9 @@ KILN_VNNI float dot_q6_k(const std::byte* w, const Q8Rows& x, int64_t j, int64_t
   for (int64_t s = 0; s < k / 256; ++s) {
     const std::byte* p = w + s * kBytes;
     const float d = half_to_float(p + 208);
+    // Unrolled, so that chunk[] and acc[] stay in registers (GCC keeps
+    // arrays indexed by a loop variable in memory otherwise).
+#pragma GCC unroll 2
     for (int half = 0; half < 2; ++half) {
       const __m512i ql = _mm512_loadu_si512(p + 64 * half);
       const __m512i qh =
@@ -218,6 +274,7 @@ KILN_VNNI float dot_q6_k(const std::byte* w, const Q8Rows& x, int64_t j, int64_t
                           _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, shift01), low2), 4)),
           _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
                           _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, shift23), low2), 4))};
+#pragma GCC unroll 2
       for (int c = 0; c < 2; ++c) {
         const int64_t e = s * 256 + 128 * half + 64 * c;
         __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), chunk[c], _mm512_loadu_si512(xq + e));
@@ -364,6 +421,8 @@ KILN_VNNI void quantize_lhs_vnni(const float* x, int64_t ldx, int64_t m, int64_t
       const __m256i sums = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm512_castsi512_si256(ones), q);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(r.lane_sum.data() + j * k / 4 + b * 8), sums);
       _mm256_storeu_ps(r.lane_scale.data() + j * k / 4 + b * 8, _mm256_set1_ps(d));
+      _mm256_storeu_ps(r.lane_offset.data() + j * k / 4 + b * 8,
+                       _mm256_mul_ps(_mm256_cvtepi32_ps(sums), _mm256_set1_ps(d)));
       int32_t lanes[8];
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(lanes), sums);
       int32_t total = 0;
@@ -392,6 +451,7 @@ void quantize_lhs(const float* x, int64_t ldx, int64_t m, int64_t k, Q8Rows& r) 
   r.values.resize(static_cast<size_t>(m * k));
   r.lane_scale.resize(static_cast<size_t>(m * k / 4));
   r.lane_sum.resize(static_cast<size_t>(m * k / 4));
+  r.lane_offset.resize(static_cast<size_t>(m * k / 4));
   r.block_sum.resize(static_cast<size_t>(m * k / 32));
   quantize_lhs_vnni(x, ldx, m, k, r);
 }

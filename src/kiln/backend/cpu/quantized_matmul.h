@@ -23,14 +23,16 @@ int64_t quantized_row_bytes(DType dtype, int64_t k);
 // The lhs rows of a decode product quantized once per call to 8-bit blocks
 // of 32 (scale d = max|x| / 127, as llama.cpp's q8 activations), with what
 // the integer kernels need beside the values: each 4-value lane's scale and
-// integer sum (the offsets of q4_0 and q6_k, subtracted per lane) and each
+// integer sum (the offsets of q4_0 and q6_k, subtracted per lane), the two
+// multiplied (q4_0's offset, taken off after the sum), and each
 // block's sum in f32 (the minimums of q4_k).
 struct Q8Rows {
   int64_t m = 0, k = 0;
-  std::vector<int8_t> values;     // [m, k]
-  std::vector<float> lane_scale;  // [m, k / 4]
-  std::vector<int32_t> lane_sum;  // [m, k / 4]
-  std::vector<float> block_sum;   // [m, k / 32]: d * sum of the block's values
+  std::vector<int8_t> values;      // [m, k]
+  std::vector<float> lane_scale;   // [m, k / 4]
+  std::vector<int32_t> lane_sum;   // [m, k / 4]
+  std::vector<float> lane_offset;  // [m, k / 4]: lane_scale x lane_sum
+  std::vector<float> block_sum;    // [m, k / 32]: d * sum of the block's values
 };
 
 // One row of k elements dequantized exactly as quant.h's dequantize_row
