@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -371,8 +372,24 @@ void* open_library(const fs::path& so) {
 
 // A library from bytes in memory (a saved executable's, a cache entry's): an anonymous memory file, dlopen'ed
 // through /proc/self/fd, so nothing is written to disk and the file it came from may change afterwards.
+// Each loaded library holds its memory file open (see Library), one descriptor per library for the process's
+// life: the soft limit on open files (often 1024) is raised to the hard one once, so that a process that compiles
+// many programs does not run out of descriptors.
+void raise_open_file_limit() {
+  static const bool raised = [] {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+      limit.rlim_cur = limit.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &limit);
+    }
+    return true;
+  }();
+  (void)raised;
+}
+
 std::shared_ptr<const Library> load_bytes(std::string_view so, std::string key, const std::string& digest,
                                           std::string path, bool from_disk_cache) {
+  raise_open_file_limit();
   const int fd = static_cast<int>(syscall(SYS_memfd_create, ("kiln-" + digest).c_str(), 1u /* MFD_CLOEXEC */));
   if (fd < 0) fail("cannot create a memory file for the kernels {}: {}", path, std::strerror(errno));
   Fd on_failure{fd};  // closes it unless the library takes it
