@@ -4,12 +4,13 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 
 #include "kiln/core/element.h"
 #include "kiln/io/atomic_file.h"
+#include "kiln/io/kiln_file.h"
 #include "kiln/io/open.h"
 #include "kiln/models/llama_gguf.h"
+#include "kiln/version.h"
 
 namespace kiln::models {
 namespace {
@@ -51,12 +52,10 @@ io::BufferStore converted(const io::BufferStore& store, DType dtype) {
   return out;
 }
 
-// The steps file: "KILNGEN\0", u64 entry count, then per entry u64 name
-// length, name, u64 size and a saved executable (runtime/saved_executable.cpp,
-// with its own checksums). Names: "step <tokens> <window>", "sampler <temperature> <top_k> <top_p>".
-constexpr char kStepsMagic[8] = {'K', 'I', 'L', 'N', 'G', 'E', 'N', '\0'};
-
-void put_u64(std::string& out, uint64_t value) { out.append(reinterpret_cast<const char*>(&value), 8); }
+// The steps file: a kiln file (io/kiln_file.h) of kind "generation steps"
+// whose sections are saved executables (runtime/saved_executable.cpp), named
+// "step <tokens> <window>" and "sampler <temperature> <top_k> <top_p>".
+constexpr std::string_view kStepsKind = "generation steps";
 
 std::string sampler_name(const nn::SamplingOptions& s) {
   return fmt::format("sampler {} {} {}", s.temperature, s.top_k, s.top_p);
@@ -106,17 +105,13 @@ void Generator::save_compiled(const std::filesystem::path& path, const nn::Sampl
       if (tokens <= window) wanted.emplace_back(tokens, window);
     if (window >= capacity_) break;
   }
-  std::string out(kStepsMagic, sizeof(kStepsMagic));
-  put_u64(out, wanted.size() + 1);
-  auto add = [&](const std::string& name, const std::string& bytes) {
-    put_u64(out, name.size());
-    out += name;
-    put_u64(out, bytes.size());
-    out += bytes;
-  };
+  std::vector<std::pair<std::string, std::string>> sections;
   for (const auto& [tokens, window] : wanted)
-    add(fmt::format("step {} {}", tokens, window), step_for(tokens, window).serialize());
-  add(sampler_name(sampling), sampler_for(sampling).serialize());
+    sections.emplace_back(fmt::format("step {} {}", tokens, window), step_for(tokens, window).serialize());
+  sections.emplace_back(sampler_name(sampling), sampler_for(sampling).serialize());
+  const std::string out = io::write_kiln_file(
+      {{"kind", kStepsKind}, {"kiln_version", KILN_VERSION_STRING}, {"backend", std::string(platform_.name())}},
+      sections);
   io::AtomicFile file(path);
   file.write(std::as_bytes(std::span(out)));
   file.commit();
@@ -133,25 +128,10 @@ void Generator::load_compiled(const std::filesystem::path& path) {
     fail("cannot open the compiled steps {}: {}", where, e.what());
   }
   const std::string_view bytes(reinterpret_cast<const char*>(source->bytes().data()), source->bytes().size());
-  size_t at = 0;
-  auto take = [&](uint64_t size, std::string_view what) {
-    if (size > bytes.size() - at) fail("{}: truncated ({} runs past the end of the file)", where, what);
-    const std::string_view piece = bytes.substr(at, size);
-    at += size;
-    return piece;
-  };
-  auto u64 = [&](std::string_view what) {
-    uint64_t value;
-    std::memcpy(&value, take(8, what).data(), 8);
-    return value;
-  };
-  if (bytes.size() < sizeof(kStepsMagic) || std::memcmp(bytes.data(), kStepsMagic, sizeof(kStepsMagic)) != 0)
-    fail("{}: not a file of compiled steps (kiln compile writes them)", where);
-  at = sizeof(kStepsMagic);
-  const uint64_t count = u64("the entry count");
-  for (uint64_t e = 0; e < count; ++e) {
-    const std::string name(take(u64("an entry name's length"), "an entry name"));
-    const std::string_view exe = take(u64("an entry's size"), fmt::format("entry '{}'", name));
+  const io::KilnFile file = io::read_kiln_file(bytes, "compiled steps", where);
+  if (file.kind != kStepsKind)
+    fail("{}: not a file of compiled steps (kiln compile writes them), but a kiln file of kind '{}'", where, file.kind);
+  for (const auto& [name, exe] : file.sections) {
     const std::string entry = fmt::format("{} ({})", where, name);  // a sampler's, for its errors
     int64_t tokens = 0, window = 0;
     if (std::sscanf(name.c_str(), "step %ld %ld", &tokens, &window) == 2) {
@@ -166,11 +146,10 @@ void Generator::load_compiled(const std::filesystem::path& path) {
       fail("{}: unknown entry '{}'", where, name);
     }
   }
-  if (at != bytes.size()) fail("{}: {} bytes after the last entry", where, bytes.size() - at);
   compiled_file_ = path;
   compiled_source_ = std::move(source);
   if (progress_)
-    progress_(fmt::format("read {} compiled steps from {} in {:.2f} s (nothing to compile)", count, where,
+    progress_(fmt::format("read {} compiled steps from {} in {:.2f} s (nothing to compile)", saved_steps_.size(), where,
                           seconds_since(start)));
 }
 
